@@ -1,0 +1,485 @@
+//! Turns a snapshot into evaluation subjects: one per resource that a control can apply to,
+//! each with the view that control expressions see.
+//!
+//! A view is the resource's snapshot record plus derived facts that need the rest of the
+//! snapshot (which resources use a key, the key behind a resource, the policy analysis, ages in
+//! days relative to the collection time). Derived facts are computed here, once, so that control
+//! expressions stay simple and every control sees the same answer. Nothing here reads a clock:
+//! "now" is the snapshot's collection time, so evaluation is reproducible.
+
+use super::policy::{account_of, analyze_policy};
+use crate::config::Config;
+use crate::snapshot::{EncryptedResource, KmsKey, RegionEvidence, Snapshot};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+/// The kinds of thing a control can apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    KmsKey,
+    CustomKeyStore,
+    CloudhsmCluster,
+    Trail,
+    EncryptedResource,
+    /// One account and region as a whole (e.g. "KMS management events are logged here").
+    Region,
+    /// No AWS resource: a procedure a human must attest to (verdict MANUAL).
+    Attestation,
+}
+
+impl ResourceType {
+    pub const ALL: [ResourceType; 7] = [
+        ResourceType::KmsKey,
+        ResourceType::CustomKeyStore,
+        ResourceType::CloudhsmCluster,
+        ResourceType::Trail,
+        ResourceType::EncryptedResource,
+        ResourceType::Region,
+        ResourceType::Attestation,
+    ];
+
+    /// The snake_case name used in control files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::KmsKey => "kms_key",
+            ResourceType::CustomKeyStore => "custom_key_store",
+            ResourceType::CloudhsmCluster => "cloudhsm_cluster",
+            ResourceType::Trail => "trail",
+            ResourceType::EncryptedResource => "encrypted_resource",
+            ResourceType::Region => "region",
+            ResourceType::Attestation => "attestation",
+        }
+    }
+
+    /// The variable name a control expression uses for the subject.
+    pub fn variable(self) -> &'static str {
+        match self {
+            ResourceType::KmsKey => "key",
+            ResourceType::CustomKeyStore => "store",
+            ResourceType::CloudhsmCluster => "cluster",
+            ResourceType::Trail => "trail",
+            ResourceType::EncryptedResource => "resource",
+            ResourceType::Region => "region",
+            ResourceType::Attestation => "attestation",
+        }
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing to evaluate controls against.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub resource_type: ResourceType,
+    pub account_id: String,
+    pub region: String,
+    pub resource_id: String,
+    pub resource_arn: String,
+    /// JSON pointer to the record in the snapshot this subject was built from.
+    pub pointer: String,
+    /// What control expressions see.
+    pub view: Value,
+}
+
+/// Where a key sits in the snapshot.
+#[derive(Debug, Clone, Copy)]
+struct KeyLoc {
+    account: usize,
+    region: usize,
+    key: usize,
+}
+
+/// Finds the key a resource names, however it names it.
+struct KeyIndex<'a> {
+    snapshot: &'a Snapshot,
+    by_name: HashMap<String, KeyLoc>,
+}
+
+impl<'a> KeyIndex<'a> {
+    fn new(snapshot: &'a Snapshot) -> Self {
+        let mut by_name = HashMap::new();
+        for (ai, acct) in snapshot.accounts.iter().enumerate() {
+            for (ri, reg) in acct.regions.iter().enumerate() {
+                for (ki, key) in reg.kms_keys.iter().enumerate() {
+                    let loc = KeyLoc {
+                        account: ai,
+                        region: ri,
+                        key: ki,
+                    };
+                    let scope = format!("{}/{}/", acct.account_id, reg.region);
+                    by_name.insert(key.arn.clone(), loc);
+                    by_name.insert(format!("{scope}{}", key.key_id), loc);
+                    for alias in &key.aliases {
+                        by_name.insert(format!("{scope}{alias}"), loc);
+                        by_name.insert(
+                            format!("arn:aws:kms:{}:{}:{alias}", reg.region, acct.account_id),
+                            loc,
+                        );
+                    }
+                }
+            }
+        }
+        KeyIndex { snapshot, by_name }
+    }
+
+    fn resolve(
+        &self,
+        account: &str,
+        region: &str,
+        reference: &str,
+    ) -> Option<(KeyLoc, &'a KmsKey)> {
+        let loc = self
+            .by_name
+            .get(reference)
+            .or_else(|| self.by_name.get(&format!("{account}/{region}/{reference}")))?;
+        let key = &self.snapshot.accounts[loc.account].regions[loc.region].kms_keys[loc.key];
+        Some((*loc, key))
+    }
+}
+
+/// Tag-derived classification of a key or resource.
+#[derive(Debug, Clone, Serialize)]
+struct Classification {
+    environment: Option<String>,
+    production: bool,
+    in_cde: bool,
+}
+
+fn classify(tags: &crate::snapshot::Tags, config: &Config) -> Classification {
+    let t = &config.tags;
+    let environment = tags
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&t.environment_key))
+        .map(|(_, v)| v.to_ascii_lowercase());
+    let production = environment.as_deref().is_some_and(|e| {
+        t.production_values
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(e))
+    });
+    let in_cde = tags
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&t.cde_key))
+        .is_some_and(|(_, v)| t.cde_values.iter().any(|c| c.eq_ignore_ascii_case(v)));
+    Classification {
+        environment,
+        production,
+        in_cde,
+    }
+}
+
+fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_days()
+}
+
+fn to_object(v: impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+fn insert_common(m: &mut Map<String, Value>, account: &str, region: &str) {
+    m.insert("account_id".into(), json!(account));
+    m.insert("region".into(), json!(region));
+}
+
+/// Builds every subject in the snapshot. Accounts × regions in scope without evidence still get
+/// a `region` subject, so that the engine can report them as missing.
+pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
+    let now = snapshot.collected_at;
+    let index = KeyIndex::new(snapshot);
+
+    // Which resources use each key, resolved once.
+    let mut users_of: HashMap<(usize, usize, usize), Vec<Value>> = HashMap::new();
+    for acct in &snapshot.accounts {
+        for reg in &acct.regions {
+            for res in &reg.resources {
+                if let Some(reference) = &res.kms_key_id
+                    && let Some((loc, _)) = index.resolve(&acct.account_id, &reg.region, reference)
+                {
+                    let c = classify(&res.tags, config);
+                    users_of
+                        .entry((loc.account, loc.region, loc.key))
+                        .or_default()
+                        .push(json!({
+                            "arn": res.arn,
+                            "resource_type": res.resource_type,
+                            "account_id": acct.account_id,
+                            "environment": c.environment,
+                            "production": c.production,
+                            "in_cde": c.in_cde,
+                        }));
+                }
+            }
+        }
+    }
+
+    let mut subjects = Vec::new();
+    for (ai, acct) in snapshot.accounts.iter().enumerate() {
+        for (ri, reg) in acct.regions.iter().enumerate() {
+            let base = format!("/accounts/{ai}/regions/{ri}");
+            let account = acct.account_id.as_str();
+            for (ki, key) in reg.kms_keys.iter().enumerate() {
+                let used_by = users_of.remove(&(ai, ri, ki)).unwrap_or_default();
+                subjects.push(Subject {
+                    resource_type: ResourceType::KmsKey,
+                    account_id: account.into(),
+                    region: reg.region.clone(),
+                    resource_id: key.key_id.clone(),
+                    resource_arn: key.arn.clone(),
+                    pointer: format!("{base}/kms_keys/{ki}"),
+                    view: key_view(key, reg, account, used_by, now, config),
+                });
+            }
+            for (si, store) in reg.custom_key_stores.iter().enumerate() {
+                let mut m = to_object(store);
+                insert_common(&mut m, account, &reg.region);
+                let cluster = store
+                    .cloudhsm_cluster_id
+                    .as_ref()
+                    .and_then(|id| reg.cloudhsm_clusters.iter().find(|c| &c.cluster_id == id));
+                m.insert(
+                    "cluster".into(),
+                    serde_json::to_value(cluster).unwrap_or(Value::Null),
+                );
+                let keys: Vec<&str> = reg
+                    .kms_keys
+                    .iter()
+                    .filter(|k| k.custom_key_store_id.as_deref() == Some(store.id.as_str()))
+                    .map(|k| k.arn.as_str())
+                    .collect();
+                m.insert("key_arns".into(), json!(keys));
+                subjects.push(Subject {
+                    resource_type: ResourceType::CustomKeyStore,
+                    account_id: account.into(),
+                    region: reg.region.clone(),
+                    resource_id: store.id.clone(),
+                    resource_arn: format!(
+                        "arn:aws:kms:{}:{}:custom-key-store/{}",
+                        reg.region, account, store.id
+                    ),
+                    pointer: format!("{base}/custom_key_stores/{si}"),
+                    view: Value::Object(m),
+                });
+            }
+            for (ci, cluster) in reg.cloudhsm_clusters.iter().enumerate() {
+                let mut m = to_object(cluster);
+                insert_common(&mut m, account, &reg.region);
+                let azs: BTreeSet<&str> = cluster
+                    .hsms
+                    .iter()
+                    .map(|h| h.availability_zone.as_str())
+                    .collect();
+                m.insert("availability_zones".into(), json!(azs));
+                subjects.push(Subject {
+                    resource_type: ResourceType::CloudhsmCluster,
+                    account_id: account.into(),
+                    region: reg.region.clone(),
+                    resource_id: cluster.cluster_id.clone(),
+                    resource_arn: format!(
+                        "arn:aws:cloudhsm:{}:{}:cluster/{}",
+                        reg.region, account, cluster.cluster_id
+                    ),
+                    pointer: format!("{base}/cloudhsm_clusters/{ci}"),
+                    view: Value::Object(m),
+                });
+            }
+            for (ti, trail) in reg.trails.iter().enumerate() {
+                // A multi-Region trail shows up in every region; judge it once, in its home.
+                if trail.home_region != reg.region {
+                    continue;
+                }
+                let mut m = to_object(trail);
+                insert_common(&mut m, account, &reg.region);
+                subjects.push(Subject {
+                    resource_type: ResourceType::Trail,
+                    account_id: account.into(),
+                    region: reg.region.clone(),
+                    resource_id: trail.name.clone(),
+                    resource_arn: trail.arn.clone(),
+                    pointer: format!("{base}/trails/{ti}"),
+                    view: Value::Object(m),
+                });
+            }
+            for (xi, res) in reg.resources.iter().enumerate() {
+                subjects.push(Subject {
+                    resource_type: ResourceType::EncryptedResource,
+                    account_id: account.into(),
+                    region: reg.region.clone(),
+                    resource_id: res.resource_id.clone(),
+                    resource_arn: res.arn.clone(),
+                    pointer: format!("{base}/resources/{xi}"),
+                    view: resource_view(res, reg, account, &index, config),
+                });
+            }
+            subjects.push(Subject {
+                resource_type: ResourceType::Region,
+                account_id: account.into(),
+                region: reg.region.clone(),
+                resource_id: format!("{account}/{}", reg.region),
+                resource_arn: String::new(),
+                pointer: base.clone(),
+                view: region_view(snapshot, ai, reg),
+            });
+        }
+    }
+    subjects
+}
+
+fn key_view(
+    key: &KmsKey,
+    reg: &RegionEvidence,
+    account: &str,
+    used_by: Vec<Value>,
+    now: DateTime<Utc>,
+    config: &Config,
+) -> Value {
+    let mut m = to_object(key);
+    insert_common(&mut m, account, &reg.region);
+    let c = classify(&key.tags, config);
+    m.insert("environment".into(), json!(c.environment));
+    m.insert("production".into(), json!(c.production));
+    m.insert("in_cde".into(), json!(c.in_cde));
+    m.insert(
+        "customer_managed".into(),
+        json!(key.key_manager == "CUSTOMER"),
+    );
+    m.insert("age_days".into(), json!(days_between(key.created_at, now)));
+
+    // Days since the key material last changed: the newest rotation, else creation.
+    let last_change = key
+        .rotation
+        .as_ref()
+        .and_then(|r| r.history.iter().map(|h| h.rotated_at).max())
+        .unwrap_or(key.created_at);
+    m.insert(
+        "days_since_rotation".into(),
+        json!(days_between(last_change, now)),
+    );
+
+    let policy = analyze_policy(key.policy.as_deref(), account);
+    let mut external: BTreeSet<String> = policy.external_accounts.iter().cloned().collect();
+    for g in &key.grants {
+        if let Some(a) = account_of(&g.grantee_principal).filter(|a| a != account) {
+            external.insert(a);
+        }
+    }
+    // An unreadable policy yields null, so that any control reading it is ERROR, not PASS.
+    if policy.parsed {
+        m.insert(
+            "policy_analysis".into(),
+            serde_json::to_value(&policy).unwrap_or(Value::Null),
+        );
+        m.insert("external_accounts".into(), json!(external));
+    } else {
+        m.insert("policy_analysis".into(), Value::Null);
+        m.insert("external_accounts".into(), Value::Null);
+        m.insert("policy_error".into(), json!(policy.parse_error));
+    }
+
+    let envs: BTreeSet<String> = used_by
+        .iter()
+        .filter_map(|u| {
+            u.get("environment")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    m.insert("used_by_environments".into(), json!(envs));
+    m.insert("used_by".into(), Value::Array(used_by));
+
+    let store = key
+        .custom_key_store_id
+        .as_ref()
+        .and_then(|id| reg.custom_key_stores.iter().find(|s| &s.id == id));
+    m.insert(
+        "custom_key_store".into(),
+        serde_json::to_value(store).unwrap_or(Value::Null),
+    );
+    Value::Object(m)
+}
+
+fn resource_view(
+    res: &EncryptedResource,
+    reg: &RegionEvidence,
+    account: &str,
+    index: &KeyIndex<'_>,
+    config: &Config,
+) -> Value {
+    let mut m = to_object(res);
+    insert_common(&mut m, account, &reg.region);
+    let c = classify(&res.tags, config);
+    m.insert("environment".into(), json!(c.environment));
+    m.insert("production".into(), json!(c.production));
+    m.insert("in_cde".into(), json!(c.in_cde));
+    let key = res
+        .kms_key_id
+        .as_ref()
+        .and_then(|r| index.resolve(account, &reg.region, r))
+        .map(|(_, k)| {
+            let kc = classify(&k.tags, config);
+            json!({
+                "arn": k.arn,
+                "aliases": k.aliases,
+                "account_id": account_of(&k.arn),
+                "key_manager": k.key_manager,
+                "customer_managed": k.key_manager == "CUSTOMER",
+                "state": k.state,
+                "deletion_date": k.deletion_date,
+                "origin": k.origin,
+                "environment": kc.environment,
+                "production": kc.production,
+                "in_cde": kc.in_cde,
+            })
+        });
+    // A key the resource names but the snapshot does not hold (another account or region out
+    // of scope) is "unresolved": controls needing its properties come out ERROR, not PASS.
+    m.insert("key_resolved".into(), json!(key.is_some()));
+    m.insert("key".into(), key.unwrap_or(Value::Null));
+    Value::Object(m)
+}
+
+fn region_view(snapshot: &Snapshot, account_index: usize, reg: &RegionEvidence) -> Value {
+    let acct = &snapshot.accounts[account_index];
+    // Trails of this account that cover this region: its own home trails, plus multi-Region
+    // trails from any region of the account.
+    let mut covering = Vec::new();
+    let mut seen = BTreeSet::new();
+    for other in &acct.regions {
+        for t in &other.trails {
+            let covers = t.home_region == reg.region || t.is_multi_region;
+            if covers && t.home_region == other.region && seen.insert(t.arn.clone()) {
+                covering.push(json!({
+                    "name": t.name,
+                    "arn": t.arn,
+                    "is_logging": t.is_logging,
+                    "management_events": t.selectors.as_ref().map(|s| s.management_events),
+                    "kms_events_included": t.selectors.as_ref().map(|s| s.kms_events_included),
+                    "logs_kms_management_events": t.is_logging == Some(true)
+                        && t.selectors.as_ref().is_some_and(|s| s.management_events && s.management_write && s.kms_events_included),
+                }));
+            }
+        }
+    }
+    let logged = covering
+        .iter()
+        .any(|t| t["logs_kms_management_events"] == json!(true));
+    json!({
+        "account_id": acct.account_id,
+        "region": reg.region,
+        "covering_trails": covering,
+        "kms_management_events_logged": logged,
+        "config_recording": reg.config_recorders.iter().any(|r| r.recording),
+        "key_count": reg.kms_keys.len(),
+        "resource_count": reg.resources.len(),
+        "kms_events": reg.kms_events,
+    })
+}

@@ -1,0 +1,370 @@
+//! The command line: argument definitions, the commands, and exit codes.
+//!
+//! Exit codes (documented in the README and `--help`):
+//! - 0: the command ran, and no finding tripped `--fail-on`;
+//! - 1: a FAIL or ERROR finding of `--fail-on` severity or higher exists;
+//! - 2: keyproof could not run (bad arguments, missing or corrupt snapshot, invalid controls or
+//!   config); the message says what to do.
+
+use crate::config::Config;
+use crate::report::{Format, Templates, build_report, write_reports};
+use crate::rules::{ControlSet, Finding, Framework, Severity, Status, evaluate};
+use crate::snapshot::sample::{SAMPLE_CONFIG, sample_estate};
+use crate::snapshot::{LoadedSnapshot, read_snapshot, write_snapshot};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "Exit codes: 0 = ran, nothing tripped --fail-on; 1 = a FAIL or ERROR finding at or above --fail-on severity; 2 = could not run (bad input; the message says what to do).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyproof",
+    version,
+    about = "Turns the state of an AWS estate's key management into audit-ready PCI DSS evidence",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole pipeline on the embedded sample estate (no AWS account needed): writes
+    /// snapshot.json and the reports.
+    Demo {
+        /// Output directory.
+        #[arg(long, default_value = "reports/demo")]
+        out: PathBuf,
+        #[command(flatten)]
+        eval: EvalArgs,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
+    /// Evaluate a snapshot and print the results by requirement and the failed findings.
+    Evaluate {
+        /// Snapshot file (JSON, optionally gzip).
+        snapshot: PathBuf,
+        #[command(flatten)]
+        eval: EvalArgs,
+    },
+    /// Evaluate a snapshot and write reports.
+    Report {
+        /// Snapshot file (JSON, optionally gzip).
+        snapshot: PathBuf,
+        /// Output directory [default: reports/<first 12 hex digits of the snapshot SHA-256>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        eval: EvalArgs,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
+    /// List or show the controls.
+    Controls {
+        #[command(subcommand)]
+        action: ControlsAction,
+        /// Load controls from this directory instead of the built-in set.
+        #[arg(long, global = true)]
+        controls: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ControlsAction {
+    /// One line per control.
+    List,
+    /// Everything about one control: what it checks, the requirements, the expression, the fix.
+    Show { id: String },
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// Load controls from this directory (*.yaml) instead of the built-in set.
+    #[arg(long)]
+    controls: Option<PathBuf>,
+    /// keyproof.toml with parameters (cryptoperiod, allowed accounts, tag conventions).
+    /// Default: ./keyproof.toml if it exists, else the documented defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Framework version the results are organised by.
+    #[arg(long, value_enum, default_value_t = Framework::PciDss401)]
+    framework: Framework,
+    /// Exit 1 when a FAIL or ERROR finding of this severity or higher exists.
+    #[arg(long, value_enum)]
+    fail_on: Option<Severity>,
+}
+
+#[derive(Debug, Args)]
+struct RenderArgs {
+    /// Report formats, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "pdf,html,csv,json")]
+    format: Vec<Format>,
+    /// Directory whose report.html.tera / report.typ override the built-in templates.
+    #[arg(long)]
+    templates: Option<PathBuf>,
+}
+
+/// Entry point: parses arguments, runs, maps errors to exit code 2.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Demo { out, eval, render } => {
+            let path = out.join("snapshot.json");
+            let sha = write_snapshot(&sample_estate(), &path).context(
+                "could not write the sample snapshot; check that the output directory is writable",
+            )?;
+            eprintln!("wrote {} (sha256 {sha})", path.display());
+            // The sample company's config goes beside its snapshot, where `keyproof report`
+            // finds it, so the reports can be re-created from the directory alone.
+            if eval.config.is_none() {
+                let config_path = out.join("keyproof.toml");
+                crate::fsutil::write_atomic(&config_path, SAMPLE_CONFIG.as_bytes())
+                    .with_context(|| format!("could not write {}", config_path.display()))?;
+                eprintln!("wrote {}", config_path.display());
+            }
+            let loaded = read_snapshot(&path)?;
+            produce(&loaded, &path, &out, &eval, &render)
+        }
+        Command::Report {
+            snapshot,
+            out,
+            eval,
+            render,
+        } => {
+            let loaded = read_snapshot(&snapshot)?;
+            let out = out.unwrap_or_else(|| {
+                Path::new("reports").join(loaded.sha256.get(..12).unwrap_or("snapshot"))
+            });
+            produce(&loaded, &snapshot, &out, &eval, &render)
+        }
+        Command::Evaluate { snapshot, eval } => {
+            let loaded = read_snapshot(&snapshot)?;
+            let (controls, config) = load_rules(&eval, &snapshot)?;
+            let findings = evaluate(&loaded.snapshot, &controls, &config);
+            let report = build_report(&loaded, &controls, &config, &findings, eval.framework);
+            print_evaluation(&report)?;
+            Ok(gate(&findings, &controls, eval.fail_on))
+        }
+        Command::Controls { action, controls } => {
+            let set = match &controls {
+                Some(dir) => ControlSet::from_dir(dir)?,
+                None => ControlSet::embedded()?,
+            };
+            match action {
+                ControlsAction::List => print_control_list(&set)?,
+                ControlsAction::Show { id } => {
+                    let Some(c) = set.get(&id) else {
+                        bail!("no control `{id}`; `keyproof controls list` shows the ids");
+                    };
+                    print_control(c)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads the controls and the config. The config is, in order: `--config`, `keyproof.toml`
+/// beside the snapshot, `./keyproof.toml`, or the built-in defaults.
+fn load_rules(eval: &EvalArgs, snapshot: &Path) -> Result<(ControlSet, Config)> {
+    let controls = match &eval.controls {
+        Some(dir) => ControlSet::from_dir(dir)?,
+        None => ControlSet::embedded()?,
+    };
+    let beside = snapshot
+        .parent()
+        .map(|d| d.join("keyproof.toml"))
+        .filter(|p| p.exists());
+    let cwd = Some(PathBuf::from("keyproof.toml")).filter(|p| p.exists());
+    let config_path = eval.config.clone().or(beside).or(cwd);
+    match &config_path {
+        Some(p) => eprintln!("using config {}", p.display()),
+        None => eprintln!("using the default config (no keyproof.toml found)"),
+    }
+    let config = Config::load(config_path.as_deref())?;
+    Ok((controls, config))
+}
+
+/// Evaluate, build the report model, write the formats, print a summary.
+fn produce(
+    loaded: &LoadedSnapshot,
+    snapshot_path: &Path,
+    out: &Path,
+    eval: &EvalArgs,
+    render: &RenderArgs,
+) -> Result<ExitCode> {
+    let (controls, config) = load_rules(eval, snapshot_path)?;
+    let findings = evaluate(&loaded.snapshot, &controls, &config);
+    let report = build_report(loaded, &controls, &config, &findings, eval.framework);
+    let mut formats = render.format.clone();
+    formats.sort();
+    formats.dedup();
+    let templates = Templates {
+        dir: render.templates.clone(),
+    };
+    let written = write_reports(&report, &formats, out, &templates)
+        .with_context(|| format!("could not write reports to {}", out.display()))?;
+    for p in &written {
+        eprintln!("wrote {}", p.display());
+    }
+    let t = &report.totals;
+    println!(
+        "snapshot {}: {} FAIL, {} ERROR, {} MANUAL, {} PASS, {} NOT_APPLICABLE",
+        loaded.sha256, t.fail, t.error, t.manual, t.pass, t.not_applicable
+    );
+    Ok(gate(&findings, &controls, eval.fail_on))
+}
+
+/// Exit 1 when a FAIL or ERROR at or above `fail_on` exists.
+fn gate(findings: &[Finding], controls: &ControlSet, fail_on: Option<Severity>) -> ExitCode {
+    let Some(threshold) = fail_on else {
+        return ExitCode::SUCCESS;
+    };
+    let tripped = findings.iter().any(|f| {
+        matches!(f.status, Status::Fail | Status::Error)
+            && controls
+                .get(&f.control_id)
+                .is_some_and(|c| c.def.severity >= threshold)
+    });
+    if tripped {
+        eprintln!("failing: findings of severity {threshold} or higher are FAIL or ERROR");
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Removes control characters so that text from AWS cannot drive the terminal.
+fn term_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn print_evaluation(report: &crate::report::Report) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let m = &report.meta;
+    writeln!(out, "snapshot sha256 {}", m.snapshot_sha256)?;
+    if let Some(n) = &m.source_notice {
+        writeln!(out, "{n}")?;
+    }
+    writeln!(
+        out,
+        "\n{:<10} {:<15} {:>5} {:>5} {:>5} {:>6}  title",
+        "req", "status", "fail", "error", "pass", "manual"
+    )?;
+    for r in &report.requirements {
+        writeln!(
+            out,
+            "{:<10} {:<15} {:>5} {:>5} {:>5} {:>6}  {}",
+            r.id,
+            r.status.as_str(),
+            r.counts.fail,
+            r.counts.error,
+            r.counts.pass,
+            r.counts.manual,
+            r.title
+        )?;
+    }
+    writeln!(out)?;
+    for f in report.actionable() {
+        writeln!(
+            out,
+            "{:<5} {:<32} {} {} {} {}",
+            f.status.as_str(),
+            f.control_id,
+            f.account_id,
+            f.region,
+            term_safe(&f.resource_id),
+            term_safe(if f.detail.is_empty() {
+                &f.evidence_text
+            } else {
+                &f.detail
+            })
+        )?;
+    }
+    let t = &report.totals;
+    writeln!(
+        out,
+        "\n{} FAIL, {} ERROR, {} MANUAL, {} PASS, {} NOT_APPLICABLE",
+        t.fail, t.error, t.manual, t.pass, t.not_applicable
+    )?;
+    Ok(())
+}
+
+fn print_control_list(set: &ControlSet) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for c in &set.controls {
+        writeln!(
+            out,
+            "{:<32} {:<8} {:<18} v4.0.1 {:<16} v3.2.1 {:<12} {}",
+            c.def.id,
+            c.def.severity.to_string(),
+            c.def.applies_to.as_str(),
+            c.def.pci_dss_v4.join(","),
+            c.def.pci_dss_v321.join(","),
+            c.def.title
+        )?;
+    }
+    Ok(())
+}
+
+fn print_control(c: &crate::rules::Control) -> Result<()> {
+    let d = &c.def;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} — {}", d.id, d.title)?;
+    writeln!(
+        out,
+        "severity: {}    applies to: {}    file: {}",
+        d.severity, d.applies_to, c.source
+    )?;
+    writeln!(
+        out,
+        "PCI DSS v4.0.1: {}    v3.2.1: {}",
+        d.pci_dss_v4.join(", "),
+        d.pci_dss_v321.join(", ")
+    )?;
+    if let Some(r) = &d.aws_config_rule {
+        writeln!(out, "AWS Config rule: {r}")?;
+    }
+    if let Some(s) = &d.security_hub {
+        writeln!(out, "Security Hub: {s}")?;
+    }
+    writeln!(out, "\n{}", d.description.trim())?;
+    let needs: Vec<&str> = d.needs.iter().map(|n| n.as_str()).collect();
+    writeln!(out, "\nneeds evidence: {}", needs.join(", "))?;
+    if let Some(w) = &d.where_ {
+        writeln!(out, "where: {}", w.trim())?;
+    }
+    if let Some(ch) = &d.check {
+        writeln!(out, "check: {}", ch.trim())?;
+    }
+    if !d.evidence.is_empty() {
+        writeln!(out, "evidence: {}", d.evidence.join(", "))?;
+    }
+    writeln!(out, "\nremediation: {}", d.remediation.text.trim())?;
+    if let Some(cli) = &d.remediation.aws_cli {
+        writeln!(out, "\nAWS CLI:\n  {}", cli.trim())?;
+    }
+    if let Some(tf) = &d.remediation.terraform {
+        writeln!(out, "\nTerraform:\n{}", tf.trim_end())?;
+    }
+    if let Some(u) = &d.remediation.url {
+        writeln!(out, "\nsee {u}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! keyproof turns the state of an AWS estate's key management into audit-ready PCI DSS
+//! evidence.
+//!
+//! Data flows one way, one module a stage:
+//! [`collect`] (AWS → snapshot) → [`snapshot`] (the evidence contract, hashed) →
+//! [`analyze`] (derived facts) → [`rules`] (controls as data → findings) →
+//! [`report`] (PDF, HTML, CSV, JSON). [`selftest`] proves keys work; [`cli`] drives it all.
+
+pub mod analyze;
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod fsutil;
+pub mod report;
+pub mod rules;
+pub mod selftest;
+pub mod snapshot;

@@ -1,0 +1,5 @@
+//! The `keyproof` command.
+
+fn main() -> std::process::ExitCode {
+    keyproof::cli::main()
+}

@@ -1,0 +1,39 @@
+//! `report.html`: one self-contained page for people, rendered with Tera.
+//!
+//! The built-in template is `templates/report.html.tera`, compiled into the binary; a file of
+//! the same name in `--templates DIR` overrides it. Autoescaping is on for the template whatever
+//! its name, so every string from AWS (descriptions, tags, aliases, policies) is escaped; the
+//! page loads nothing from outside itself and its inline script only reads `data-` attributes.
+
+use super::{Report, ReportError, Templates};
+
+/// The built-in template.
+pub const BUILTIN: &str = include_str!("../../templates/report.html.tera");
+
+/// Renders the HTML report.
+pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportError> {
+    let source = templates.load("report.html.tera", BUILTIN)?;
+    let mut tera = tera::Tera::default();
+    // Escape by default regardless of the file name (Tera's default list misses `.html.tera`).
+    tera.autoescape_on(vec!["report.html"]);
+    tera.add_raw_template("report.html", &source)
+        .map_err(|e| ReportError::Html(error_chain(&e)))?;
+    let ctx =
+        tera::Context::from_serialize(report).map_err(|e| ReportError::Html(error_chain(&e)))?;
+    let html = tera
+        .render("report.html", &ctx)
+        .map_err(|e| ReportError::Html(error_chain(&e)))?;
+    Ok(html.into_bytes())
+}
+
+/// Tera nests the useful message in the error's sources.
+fn error_chain(e: &tera::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}

@@ -1,0 +1,26 @@
+//! `report.pdf`: the auditor's document, typeset with typst used as a library.
+//!
+//! The template is `templates/report.typ` (built in; `--templates DIR` overrides it). It reads
+//! the report model from the virtual file `data.json`, so strings from AWS reach typst only as
+//! data and are never evaluated as markup. Fonts are the ones embedded in the binary (from
+//! typst-assets), never the host's, and the document date and identifier are taken from the
+//! snapshot, so the same snapshot gives byte-identical PDF/A-2b output.
+
+use super::typst_engine::{PdfInput, render_pdf};
+use super::{Report, ReportError, Templates};
+
+/// The built-in template.
+pub const BUILTIN: &str = include_str!("../../templates/report.typ");
+
+/// Renders the PDF report.
+pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportError> {
+    let source = templates.load("report.typ", BUILTIN)?;
+    let data = serde_json::to_vec(report)?;
+    let files: [(&str, &[u8]); 1] = [("data.json", &data)];
+    Ok(render_pdf(&PdfInput {
+        template: &source,
+        files: &files,
+        timestamp: report.meta.collected_at,
+        ident: &report.meta.snapshot_sha256,
+    })?)
+}
