@@ -11,6 +11,7 @@ use super::policy::{account_of, analyze_policy};
 use crate::config::Config;
 use crate::snapshot::{EncryptedResource, KmsKey, RegionEvidence, Snapshot};
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
@@ -227,18 +228,25 @@ pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
         for (ri, reg) in acct.regions.iter().enumerate() {
             let base = format!("/accounts/{ai}/regions/{ri}");
             let account = acct.account_id.as_str();
-            for (ki, key) in reg.kms_keys.iter().enumerate() {
-                let used_by = users_of.remove(&(ai, ri, ki)).unwrap_or_default();
-                subjects.push(Subject {
-                    resource_type: ResourceType::KmsKey,
-                    account_id: account.into(),
-                    region: reg.region.clone(),
-                    resource_id: key.key_id.clone(),
-                    resource_arn: key.arn.clone(),
-                    pointer: format!("{base}/kms_keys/{ki}"),
-                    view: key_view(key, reg, account, used_by, now, config),
-                });
-            }
+            // Key and resource views are the bulk of the work: built in parallel, kept in order.
+            let keys: Vec<Subject> = reg
+                .kms_keys
+                .par_iter()
+                .enumerate()
+                .map(|(ki, key)| {
+                    let used_by = users_of.get(&(ai, ri, ki)).cloned().unwrap_or_default();
+                    Subject {
+                        resource_type: ResourceType::KmsKey,
+                        account_id: account.into(),
+                        region: reg.region.clone(),
+                        resource_id: key.key_id.clone(),
+                        resource_arn: key.arn.clone(),
+                        pointer: format!("{base}/kms_keys/{ki}"),
+                        view: key_view(key, reg, account, used_by, now, config),
+                    }
+                })
+                .collect();
+            subjects.extend(keys);
             for (si, store) in reg.custom_key_stores.iter().enumerate() {
                 let mut m = to_object(store);
                 insert_common(&mut m, account, &reg.region);
@@ -309,8 +317,11 @@ pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
                     view: Value::Object(m),
                 });
             }
-            for (xi, res) in reg.resources.iter().enumerate() {
-                subjects.push(Subject {
+            let resources: Vec<Subject> = reg
+                .resources
+                .par_iter()
+                .enumerate()
+                .map(|(xi, res)| Subject {
                     resource_type: ResourceType::EncryptedResource,
                     account_id: account.into(),
                     region: reg.region.clone(),
@@ -318,8 +329,9 @@ pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
                     resource_arn: res.arn.clone(),
                     pointer: format!("{base}/resources/{xi}"),
                     view: resource_view(res, reg, account, &index, config),
-                });
-            }
+                })
+                .collect();
+            subjects.extend(resources);
             subjects.push(Subject {
                 resource_type: ResourceType::Region,
                 account_id: account.into(),

@@ -10,6 +10,7 @@ use super::control::{Control, ControlSet};
 use crate::analyze::{ResourceType, Subject, build_subjects};
 use crate::config::Config;
 use crate::snapshot::{EvidenceKind, Gap, Snapshot};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -81,11 +82,6 @@ pub fn evaluate(snapshot: &Snapshot, controls: &ControlSet, config: &Config) -> 
     let subjects = build_subjects(snapshot, config);
     let gaps = GapIndex::new(&snapshot.gaps);
     let params_json = serde_json::to_value(&config.parameters).unwrap_or(Value::Null);
-    let params = to_cel(&params_json);
-
-    // Findings per control, in control order; filled subject by subject so that each subject's
-    // view is converted for CEL once, however many controls apply to it.
-    let mut per_control: Vec<Vec<Finding>> = controls.controls.iter().map(|_| Vec::new()).collect();
     let by_type: HashMap<ResourceType, Vec<usize>> =
         controls
             .controls
@@ -96,27 +92,48 @@ pub fn evaluate(snapshot: &Snapshot, controls: &ControlSet, config: &Config) -> 
                 m
             });
 
+    // Subject by subject, in parallel: each subject's view is converted for CEL once, however
+    // many controls apply to it. Each worker has one root context (the CEL standard library is
+    // costly to build) holding the parameters; a subject gets a child scope with its variable.
+    let judged: Vec<Vec<(usize, Finding)>> = subjects
+        .par_iter()
+        .map_init(
+            || {
+                let mut root = cel::Context::default();
+                root.add_variable_from_value("params", to_cel(&params_json));
+                root
+            },
+            |root, subject| {
+                let Some(indices) = by_type.get(&subject.resource_type) else {
+                    return Vec::new();
+                };
+                let mut ctx = root.new_inner_scope();
+                ctx.add_variable_from_value(
+                    subject.resource_type.variable(),
+                    to_cel(&subject.view),
+                );
+                indices
+                    .iter()
+                    .map(|&i| {
+                        let control = &controls.controls[i];
+                        (i, judge(control, subject, &ctx, &gaps, &params_json))
+                    })
+                    .collect()
+            },
+        )
+        .collect();
+
+    // Findings per control, in control order, subjects in snapshot order.
+    let mut per_control: Vec<Vec<Finding>> = controls.controls.iter().map(|_| Vec::new()).collect();
+    for (i, finding) in judged.into_iter().flatten() {
+        per_control[i].push(finding);
+    }
     let mut seen_types: HashMap<(String, String), BTreeSet<ResourceType>> = HashMap::new();
     for subject in &subjects {
         seen_types
             .entry((subject.account_id.clone(), subject.region.clone()))
             .or_default()
             .insert(subject.resource_type);
-        let Some(indices) = by_type.get(&subject.resource_type) else {
-            continue;
-        };
-        let mut ctx = cel::Context::default();
-        ctx.add_variable_from_value(subject.resource_type.variable(), to_cel(&subject.view));
-        ctx.add_variable_from_value("params", params.clone());
-        for &i in indices {
-            per_control[i].push(judge(
-                &controls.controls[i],
-                subject,
-                &ctx,
-                &gaps,
-                &params_json,
-            ));
-        }
     }
 
     for (i, control) in controls.controls.iter().enumerate() {
@@ -211,6 +228,8 @@ fn judge(
         match run_bool(program, ctx) {
             Ok(true) => {}
             Ok(false) => {
+                // The verdict used only the scope filter: no evidence to show.
+                finding.evidence.clear();
                 finding.status = Status::NotApplicable;
                 finding.detail = "outside the control's scope (`where` is false)".into();
                 return finding;

@@ -10,5 +10,8 @@ pub mod sample;
 pub mod synthetic;
 
 pub use evidence::EvidenceKind;
-pub use io::{LoadedSnapshot, SnapshotError, read_snapshot, snapshot_bytes, write_snapshot};
+pub use io::{
+    LoadedSnapshot, SnapshotError, parse_snapshot, read_snapshot, sha256_hex, snapshot_bytes,
+    write_snapshot,
+};
 pub use model::*;

@@ -1,0 +1,244 @@
+//! The `keyproof` binary driven the way a user drives it: demo, report, evaluate, controls,
+//! exit codes, and what reaches the report files from hostile or broken input.
+
+mod util;
+
+use keyproof::snapshot::sample::sample_estate;
+use keyproof::snapshot::{EncryptedResource, write_snapshot};
+use std::fs;
+use util::{TestDir, keyproof};
+
+const REPORT_FILES: [&str; 4] = ["findings.csv", "findings.json", "report.html", "report.pdf"];
+
+#[test]
+fn demo_writes_snapshot_and_reports_that_report_reproduces_byte_for_byte() {
+    let dir = TestDir::new();
+    let demo = dir.path("demo");
+    let out = keyproof(&["demo", "--out", demo.to_str().unwrap_or_default()]);
+    out.assert_code(0);
+    let snapshot = demo.join("snapshot.json");
+    let bytes = fs::read(&snapshot).expect("snapshot written");
+    let sha = util::sha256_hex(&bytes);
+    assert!(
+        out.stdout.contains(&sha),
+        "summary names the snapshot hash: {}",
+        out.stdout
+    );
+    for f in REPORT_FILES {
+        let content = fs::read(demo.join(f)).expect(f);
+        assert!(!content.is_empty(), "{f} is empty");
+        if f != "report.pdf" {
+            assert!(
+                String::from_utf8_lossy(&content).contains(&sha),
+                "{f} must name the snapshot hash"
+            );
+        }
+    }
+    let pdf = fs::read(demo.join("report.pdf")).expect("pdf");
+    assert!(pdf.starts_with(b"%PDF-"));
+
+    // Re-create the reports from the snapshot alone (config found beside it).
+    let again = dir.path("again");
+    keyproof(&[
+        "report",
+        snapshot.to_str().unwrap_or_default(),
+        "--out",
+        again.to_str().unwrap_or_default(),
+    ])
+    .assert_code(0);
+    for f in REPORT_FILES {
+        let a = fs::read(demo.join(f)).expect(f);
+        let b = fs::read(again.join(f)).expect(f);
+        assert!(a == b, "{f} differs between demo and report");
+    }
+}
+
+#[test]
+fn hostile_strings_are_escaped_in_html_and_defused_in_csv() {
+    let dir = TestDir::new();
+    let mut s = sample_estate();
+    let region = &mut s.accounts[0].regions[0];
+    region.kms_keys[0].description = "<script>alert(1)</script>".into();
+    region.kms_keys[0]
+        .aliases
+        .push("alias/\"><img src=x onerror=alert(2)>".into());
+    region.kms_keys[0]
+        .tags
+        .insert("Owner".into(), "</td><script>alert(3)</script>".into());
+    let mut evil = region.resources[0].clone();
+    evil.resource_id = "=HYPERLINK(\"http://evil.example\",\"click\")".into();
+    evil.arn = "+cmd|' /C calc'!A0".into();
+    region.resources.push(EncryptedResource { ..evil });
+    let snap = dir.path("snap.json");
+    write_snapshot(&s, &snap).expect("write");
+    let out = dir.path("out");
+    keyproof(&[
+        "report",
+        snap.to_str().unwrap_or_default(),
+        "--format",
+        "html,csv",
+        "--out",
+        out.to_str().unwrap_or_default(),
+    ])
+    .assert_code(0);
+
+    let html = fs::read_to_string(out.join("report.html")).expect("html");
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "raw script from a key description"
+    );
+    assert!(!html.contains("<img src=x"), "raw tag from an alias");
+    assert!(!html.contains("<script>alert(3)"), "raw script from a tag");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"));
+    // Exactly one script element: the page's own filter code.
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external assets"
+    );
+
+    let csv = fs::read_to_string(out.join("findings.csv")).expect("csv");
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .from_reader(csv.as_bytes());
+    let headers = reader.headers().expect("header").clone();
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>(),
+        keyproof::report::csv::COLUMNS.to_vec()
+    );
+    let mut saw_evil = false;
+    for rec in reader.records() {
+        let rec = rec.expect("row");
+        for cell in rec.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@']),
+                "formula cell reached the CSV: {cell}"
+            );
+        }
+        if rec.get(9) == Some("'=HYPERLINK(\"http://evil.example\",\"click\")") {
+            saw_evil = true;
+            assert_eq!(rec.get(10), Some("'+cmd|' /C calc'!A0"));
+        }
+    }
+    assert!(saw_evil, "the hostile resource's rows are present, defused");
+}
+
+#[test]
+fn wrong_version_corrupt_and_missing_snapshots_are_clear_errors() {
+    let dir = TestDir::new();
+    let good = dir.path("good.json");
+    write_snapshot(&sample_estate(), &good).expect("write");
+    let text = fs::read_to_string(&good).expect("read");
+    let future = dir.path("future.json");
+    fs::write(
+        &future,
+        text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1),
+    )
+    .expect("write");
+    let out = keyproof(&["evaluate", future.to_str().unwrap_or_default()]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("schema_version 99"), "{}", out.stderr);
+    assert!(out.stderr.contains("only version 1"), "{}", out.stderr);
+
+    let corrupt = dir.path("corrupt.json");
+    fs::write(&corrupt, &text[..text.len() / 2]).expect("write");
+    let out = keyproof(&["evaluate", corrupt.to_str().unwrap_or_default()]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("not a valid keyproof snapshot"),
+        "{}",
+        out.stderr
+    );
+
+    let out = keyproof(&[
+        "evaluate",
+        dir.path("nope.json").to_str().unwrap_or_default(),
+    ]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("cannot read snapshot"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn gzip_snapshot_is_read_and_identified_by_its_stored_bytes() {
+    let dir = TestDir::new();
+    let gz = dir.path("snap.json.gz");
+    let sha = write_snapshot(&sample_estate(), &gz).expect("write");
+    let bytes = fs::read(&gz).expect("read");
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b]);
+    assert_eq!(util::sha256_hex(&bytes), sha);
+    let out = keyproof(&["evaluate", gz.to_str().unwrap_or_default()]);
+    out.assert_code(0);
+    assert!(out.stdout.contains(&sha));
+}
+
+#[test]
+fn fail_on_gates_the_exit_code() {
+    let dir = TestDir::new();
+    let snap = dir.path("s.json");
+    write_snapshot(&sample_estate(), &snap).expect("write");
+    let p = snap.to_str().unwrap_or_default();
+    keyproof(&["evaluate", p]).assert_code(0);
+    keyproof(&["evaluate", p, "--fail-on", "critical"]).assert_code(1);
+}
+
+#[test]
+fn bad_control_file_error_names_file_line_control_and_parser_message() {
+    let dir = TestDir::new();
+    let controls = dir.path("controls");
+    fs::create_dir_all(&controls).expect("mkdir");
+    fs::write(
+        controls.join("broken.yaml"),
+        "controls:\n  - id: KP-BROKEN\n    title: Broken\n    description: x\n    pci_dss_v4: [\"3.7.4\"]\n    pci_dss_v321: [\"3.6.4\"]\n    severity: high\n    applies_to: kms_key\n    check: key.rotation.enabled &&\n    remediation:\n      text: fix\n",
+    )
+    .expect("write");
+    let out = keyproof(&[
+        "controls",
+        "list",
+        "--controls",
+        controls.to_str().unwrap_or_default(),
+    ]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("broken.yaml:2: control KP-BROKEN"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("not a valid CEL expression"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn controls_list_and_show() {
+    let out = keyproof(&["controls", "list"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("KP-KEY-ROTATION-PERIOD"));
+    let out = keyproof(&["controls", "show", "kp-key-rotation-enabled"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("cmk-backing-key-rotation-enabled"));
+    assert!(out.stdout.contains("KMS.4"));
+    assert!(out.stdout.contains("aws kms enable-key-rotation"));
+    keyproof(&["controls", "show", "KP-NOPE"]).assert_code(2);
+}
+
+#[test]
+fn framework_321_organises_the_summary_by_old_numbers() {
+    let dir = TestDir::new();
+    let snap = dir.path("s.json");
+    write_snapshot(&sample_estate(), &snap).expect("write");
+    let out = keyproof(&[
+        "evaluate",
+        snap.to_str().unwrap_or_default(),
+        "--framework",
+        "pci-dss-3.2.1",
+    ]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("\n3.6.4 "), "{}", out.stdout);
+    assert!(!out.stdout.contains("\n3.7.4 "), "{}", out.stdout);
+}

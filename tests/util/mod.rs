@@ -1,0 +1,62 @@
+//! A small harness for driving the `keyproof` binary: a temporary directory and a runner that
+//! captures the exit code and output.
+
+#![allow(dead_code)]
+
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A temporary directory removed when dropped.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        TestDir {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// What a run of the binary produced.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code {} (expected {expected})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `keyproof ARGS` in a scratch working directory.
+pub fn keyproof(args: &[&str]) -> Output {
+    let cwd = tempfile::tempdir().expect("cwd");
+    let out = Command::new(env!("CARGO_BIN_EXE_keyproof"))
+        .args(args)
+        .current_dir(cwd.path())
+        .output()
+        .expect("run keyproof");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
