@@ -4,6 +4,7 @@
 //! the same name in `--templates DIR` overrides it. Autoescaping is on for the template whatever
 //! its name, so every string from AWS (descriptions, tags, aliases, policies) is escaped; the
 //! page loads nothing from outside itself and its inline script only reads `data-` attributes.
+//! NOT_APPLICABLE findings are counted in the summaries but not listed (CSV and JSON list them).
 
 use super::{Report, ReportError, Templates};
 
@@ -18,8 +19,22 @@ pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportE
     tera.autoescape_on(vec!["report.html"]);
     tera.add_raw_template("report.html", &source)
         .map_err(|e| ReportError::Html(error_chain(&e)))?;
-    let ctx =
-        tera::Context::from_serialize(report).map_err(|e| ReportError::Html(error_chain(&e)))?;
+    // NOT_APPLICABLE rows are counted in the summaries but left out of the page: they are
+    // noise for a reader and, on a large estate, most of its size (CSV and JSON keep them).
+    let findings: Vec<&crate::report::model::ReportFinding> = report
+        .findings
+        .iter()
+        .filter(|f| f.status != crate::rules::Status::NotApplicable)
+        .collect();
+    let mut ctx = tera::Context::new();
+    ctx.insert("meta", &report.meta);
+    ctx.insert("totals", &report.totals);
+    ctx.insert("requirements", &report.requirements);
+    ctx.insert("controls", &report.controls);
+    ctx.insert("findings", &findings);
+    ctx.insert("gaps", &report.gaps);
+    ctx.insert("key_inventory", &report.key_inventory);
+    ctx.insert("coverage", &report.coverage);
     let html = tera
         .render("report.html", &ctx)
         .map_err(|e| ReportError::Html(error_chain(&e)))?;

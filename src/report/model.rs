@@ -130,8 +130,10 @@ pub struct ReportFinding {
     /// The evidence as one line: `field = value; ...`.
     pub evidence_text: String,
     pub detail: String,
+    /// For FAIL findings: how to fix it (empty otherwise; see the control summary).
     pub remediation: String,
-    /// The AWS CLI command with this finding's identifiers filled in (shell-quoted).
+    /// For FAIL findings: the AWS CLI command with this finding's identifiers filled in
+    /// (shell-quoted).
     pub aws_cli: Option<String>,
 }
 
@@ -262,12 +264,19 @@ pub fn build_report(
             evidence_text: evidence_text(&f.evidence),
             evidence: f.evidence.clone(),
             detail: f.detail.clone(),
-            remediation: c.def.remediation.text.trim().to_string(),
+            // The fix is per finding only where there is something to fix; the control
+            // summary carries it for everything else.
+            remediation: if f.status == Status::Fail {
+                c.def.remediation.text.trim().to_string()
+            } else {
+                String::new()
+            },
             aws_cli: c
                 .def
                 .remediation
                 .aws_cli
                 .as_ref()
+                .filter(|_| f.status == Status::Fail)
                 .map(|cmd| fill_command(cmd, f)),
         });
     }
