@@ -366,15 +366,18 @@ fn key_view(
     );
     m.insert("age_days".into(), json!(days_between(key.created_at, now)));
 
-    // Days since the key material last changed: the newest rotation, else creation.
-    let last_change = key
-        .rotation
-        .as_ref()
-        .and_then(|r| r.history.iter().map(|h| h.rotated_at).max())
-        .unwrap_or(key.created_at);
+    // Days since the key material last changed: the newest rotation, else creation. Unknown
+    // (null) when the rotation history was not collected: creation is then no proof.
+    let last_change = key.rotation.as_ref().map(|r| {
+        r.history
+            .iter()
+            .map(|h| h.rotated_at)
+            .max()
+            .unwrap_or(key.created_at)
+    });
     m.insert(
         "days_since_rotation".into(),
-        json!(days_between(last_change, now)),
+        json!(last_change.map(|t| days_between(t, now))),
     );
 
     let policy = analyze_policy(key.policy.as_deref(), account);
