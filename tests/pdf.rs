@@ -103,3 +103,33 @@ fn same_snapshot_gives_identical_pdf_bytes() {
         "PDF bytes differ between two renders of the same snapshot"
     );
 }
+
+#[test]
+fn characters_the_fonts_cannot_draw_do_not_break_the_pdf() {
+    let dir = TestDir::new();
+    let mut s = sample_estate();
+    s.accounts[0].regions[0].kms_keys[0].description = "clé 🔑 漢字 \u{7} #panic(\"x\")".into();
+    let snap = dir.path("s.json");
+    write_snapshot(&s, &snap).expect("write");
+    let out = dir.path("out");
+    keyproof(&[
+        "report",
+        snap.to_str().unwrap_or_default(),
+        "--format",
+        "pdf",
+        "--out",
+        out.to_str().unwrap_or_default(),
+    ])
+    .assert_code(0);
+    let text = Command::new("pdftotext")
+        .arg(out.join("report.pdf"))
+        .arg("-")
+        .output()
+        .expect("pdftotext runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("<U+1F511>"),
+        "undrawable character shown as its code point"
+    );
+    assert!(text.contains("#panic"), "data is printed, not evaluated");
+}

@@ -6,7 +6,7 @@
 //! typst-assets), never the host's, and the document date and identifier are taken from the
 //! snapshot, so the same snapshot gives byte-identical PDF/A-2b output.
 
-use super::typst_engine::{PdfInput, render_pdf};
+use super::typst_engine::{PdfInput, render_pdf, sanitize_text};
 use super::{Report, ReportError, Templates};
 
 /// The built-in template.
@@ -15,7 +15,12 @@ pub const BUILTIN: &str = include_str!("../../templates/report.typ");
 /// Renders the PDF report.
 pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportError> {
     let source = templates.load("report.typ", BUILTIN)?;
-    let data = serde_json::to_vec(report)?;
+    // PDF/A needs a glyph for every character, and the embedded fonts cannot draw everything an
+    // AWS description or tag may hold (control characters, CJK, emoji): such characters are
+    // shown as `<U+XXXX>` instead of failing the whole export.
+    let mut value = serde_json::to_value(report)?;
+    sanitize(&mut value);
+    let data = serde_json::to_vec(&value)?;
     let files: [(&str, &[u8]); 1] = [("data.json", &data)];
     Ok(render_pdf(&PdfInput {
         template: &source,
@@ -23,4 +28,18 @@ pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportE
         timestamp: report.meta.collected_at,
         ident: &report.meta.snapshot_sha256,
     })?)
+}
+
+/// Replaces, in every string of `v`, the characters the embedded fonts cannot draw.
+fn sanitize(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = sanitize_text(s) {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(sanitize),
+        serde_json::Value::Object(m) => m.values_mut().for_each(sanitize),
+        _ => {}
+    }
 }

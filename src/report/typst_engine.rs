@@ -39,7 +39,9 @@
 //!   must *not* use `#set document(date: none)`.
 //! - Every character must be covered by an embedded font (no "tofu"): text
 //!   that only a missing font could show fails the export instead of
-//!   rendering boxes.
+//!   rendering boxes. This includes control characters, CJK and emoji, which
+//!   free text from AWS (descriptions, tags) may contain: run such strings
+//!   through [`sanitize_text`] before they go into a data file.
 //! - No title or language is strictly required by PDF/A-2b, but templates
 //!   should still begin with
 //!   `#set document(title: [...], author: "...")` and `#set text(lang: "en")`:
@@ -48,8 +50,9 @@
 //!
 //! Compilation warnings are not reported; only errors are.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{LazyLock, OnceLock};
@@ -57,8 +60,9 @@ use std::sync::{LazyLock, OnceLock};
 use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use typst::diag::{FileError, FileResult, PackageError, Severity, SourceDiagnostic};
 use typst::foundations::{Bytes, Datetime, Duration, Smart};
+use typst::layout::Abs;
 use typst::syntax::{DiagSpan, DiagSpanKind, FileId, RootedPath, Source, VirtualPath, VirtualRoot};
-use typst::text::{Font, FontBook};
+use typst::text::{Coverage, Font, FontBook, FontVariant, FontVariations};
 use typst::utils::LazyHash;
 use typst::{Library, LibraryExt, World, WorldExt};
 use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
@@ -129,6 +133,91 @@ pub fn render_pdf(input: &PdfInput) -> Result<Vec<u8>, PdfError> {
 
     typst_pdf::pdf(&document, &options)
         .map_err(|diags| PdfError::Export(render_diagnostics(&world, &diags)))
+}
+
+/// Whether `c` can safely appear in text: an embedded font has a real glyph
+/// for it, and Typst's font fallback cannot land on one that lacks it.
+///
+/// With the default fallback, text made only of such characters (plus line
+/// breaks and tabs) renders; an uncovered character fails the PDF/A-2b
+/// export. Combining marks are the exception: they need a base character
+/// from a font that has them too (e.g. Hebrew points after a Hebrew letter
+/// are fine, after a Latin letter they are not). See [`sanitize_text`].
+pub fn font_covers(c: char) -> bool {
+    !c.is_control() && RENDERABLE.contains(u32::from(c))
+}
+
+/// The characters that text in the embedded fonts can safely contain.
+///
+/// Typst's font fallback picks one font among those whose coverage lists a
+/// character, and some cmaps list characters (U+0000, unassigned code points,
+/// a few symbols) that map to the `.notdef` glyph. So a character counts only
+/// if every font listing it has a real glyph for it.
+static RENDERABLE: LazyLock<Coverage> = LazyLock::new(|| {
+    let mut good = BTreeSet::new();
+    let mut bad = BTreeSet::new();
+    for font in &ASSETS.fonts {
+        let instance = font.clone().instantiate(
+            FontVariant::default(),
+            Abs::pt(10.0),
+            &FontVariations::default(),
+        );
+        for code in font.info().coverage.iter() {
+            let has_glyph = char::from_u32(code)
+                .and_then(|c| instance.ttf().glyph_index(c))
+                .is_some_and(|glyph| glyph.0 != 0);
+            if has_glyph {
+                good.insert(code);
+            } else {
+                bad.insert(code);
+            }
+        }
+    }
+    // Private use, and variation selectors and combining half marks, which
+    // attach to whatever precedes them, in whatever font that is.
+    let excluded = |c: u32| {
+        matches!(
+            c,
+            0xE000..=0xF8FF
+                | 0xF0000..=0xFFFFD
+                | 0x100000..=0x10FFFD
+                | 0xFE00..=0xFE0F
+                | 0xFE20..=0xFE2F
+        )
+    };
+    Coverage::from_vec(
+        good.difference(&bad)
+            .copied()
+            .filter(|&c| !excluded(c))
+            .collect(),
+    )
+});
+
+/// Replaces each character that no embedded font can show (control
+/// characters, CJK, emoji, ...) with a visible `<U+XXXX>` marker; line breaks
+/// and tabs are kept.
+///
+/// Free text taken from AWS (key descriptions, tag values) can contain such
+/// characters, and a single one makes the PDF/A-2b export fail, so pass it
+/// through this before it goes into a data file.
+#[allow(
+    dead_code,
+    reason = "for the report builders; `report` keeps this module private"
+)]
+pub fn sanitize_text(text: &str) -> Cow<'_, str> {
+    let keep = |c: char| matches!(c, '\n' | '\r' | '\t') || font_covers(c);
+    if text.chars().all(keep) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if keep(c) {
+            out.push(c);
+        } else {
+            let _ = write!(out, "<U+{:04X}>", u32::from(c));
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The standard library, the embedded fonts and their book: built once per
@@ -496,7 +585,7 @@ Generated #datetime.today().display().
             "desc": "#panic(\"x\") <script>alert(1)</script> *bold* $x^2$ @ref [link] // c",
         }))
         .expect("serialize");
-        let template = "#set document(title: [Data])\n#let d = json(\"data.json\")\n#d.desc\n\n#table(columns: 1, d.desc)\n";
+        let template = "#set document(title: [Data])\n#let d = json(\"data.json\")\n#assert(d.desc.starts-with(\"#panic\"))\n#d.desc\n\n#table(columns: 1, d.desc)\n";
         let pdf = render(template, &[("data.json", &data)]).expect("data must render as text");
         assert!(pdf.starts_with(b"%PDF-"));
     }
@@ -534,5 +623,28 @@ Generated #datetime.today().display().
                         #assert.eq(datetime.today(offset: 9), datetime(year: 2025, month: 3, day: 15))\n\
                         ok";
         render(template, &[]).expect("today must be the given timestamp");
+    }
+
+    #[test]
+    fn sanitized_text_always_renders() {
+        let raw = "a\u{7}b\u{0}c 漢字 🔑 Ελληνικά Кириллица äöü ß — “q” € ✓ → ∑ ≤\tend\r\nnext";
+        let clean = sanitize_text(raw);
+        assert!(
+            clean.contains("<U+0007>") && clean.contains("<U+1F511>"),
+            "{clean}"
+        );
+        assert!(
+            clean.contains("Ελληνικά Кириллица äöü ß — “q” € ✓ → ∑ ≤"),
+            "{clean}"
+        );
+        assert!(matches!(sanitize_text("plain text"), Cow::Borrowed(_)));
+
+        let template = "#set document(title: [Text])\n#json(\"data.json\").text\n";
+        let data = serde_json::to_vec(&serde_json::json!({ "text": clean })).expect("serialize");
+        render(template, &[("data.json", &data)]).expect("sanitized text renders");
+
+        let data = serde_json::to_vec(&serde_json::json!({ "text": raw })).expect("serialize");
+        let err = render(template, &[("data.json", &data)]).expect_err("raw text fails PDF/A");
+        assert!(matches!(err, PdfError::Export(_)), "{err:?}");
     }
 }
