@@ -18,7 +18,17 @@ pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportE
     // PDF/A needs a glyph for every character, and the embedded fonts cannot draw everything an
     // AWS description or tag may hold (control characters, CJK, emoji): such characters are
     // shown as `<U+XXXX>` instead of failing the whole export.
+    // The PDF lists only FAIL and ERROR findings (the totals come from the summaries), so only
+    // those travel to typst: on a large estate the others are most of the data.
     let mut value = serde_json::to_value(report)?;
+    if let Some(serde_json::Value::Array(findings)) = value.get_mut("findings") {
+        findings.retain(|f| {
+            matches!(
+                f.get("status").and_then(|s| s.as_str()),
+                Some("FAIL" | "ERROR")
+            )
+        });
+    }
     sanitize(&mut value);
     let data = serde_json::to_vec(&value)?;
     let files: [(&str, &[u8]); 1] = [("data.json", &data)];
