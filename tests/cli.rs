@@ -6,7 +6,7 @@ mod util;
 use keyproof::snapshot::sample::sample_estate;
 use keyproof::snapshot::{EncryptedResource, write_snapshot};
 use std::fs;
-use util::{TestDir, keyproof};
+use util::{TestDir, keyproof, report};
 
 const REPORT_FILES: [&str; 4] = ["findings.csv", "findings.json", "report.html", "report.pdf"];
 
@@ -72,15 +72,7 @@ fn hostile_strings_are_escaped_in_html_and_defused_in_csv() {
     let snap = dir.path("snap.json");
     write_snapshot(&s, &snap).expect("write");
     let out = dir.path("out");
-    keyproof(&[
-        "report",
-        snap.to_str().unwrap_or_default(),
-        "--format",
-        "html,csv",
-        "--out",
-        out.to_str().unwrap_or_default(),
-    ])
-    .assert_code(0);
+    report(&snap, "html,csv", &out);
 
     let html = fs::read_to_string(out.join("report.html")).expect("html");
     assert!(

@@ -8,7 +8,7 @@ mod util;
 use keyproof::snapshot::sample::sample_estate;
 use keyproof::snapshot::write_snapshot;
 use std::process::Command;
-use util::{TestDir, keyproof};
+use util::{TestDir, keyproof, report};
 
 #[test]
 fn every_page_renders_and_the_pdf_declares_pdf_a_2b() {
@@ -84,15 +84,7 @@ fn same_snapshot_gives_identical_pdf_bytes() {
     write_snapshot(&sample_estate(), &snap).expect("write");
     let render = |name: &str| {
         let out = dir.path(name);
-        keyproof(&[
-            "report",
-            snap.to_str().unwrap_or_default(),
-            "--format",
-            "pdf",
-            "--out",
-            out.to_str().unwrap_or_default(),
-        ])
-        .assert_code(0);
+        report(&snap, "pdf", &out);
         std::fs::read(out.join("report.pdf")).expect("pdf")
     };
     let a = render("a");
@@ -112,15 +104,7 @@ fn characters_the_fonts_cannot_draw_do_not_break_the_pdf() {
     let snap = dir.path("s.json");
     write_snapshot(&s, &snap).expect("write");
     let out = dir.path("out");
-    keyproof(&[
-        "report",
-        snap.to_str().unwrap_or_default(),
-        "--format",
-        "pdf",
-        "--out",
-        out.to_str().unwrap_or_default(),
-    ])
-    .assert_code(0);
+    report(&snap, "pdf", &out);
     let text = Command::new("pdftotext")
         .arg(out.join("report.pdf"))
         .arg("-")

@@ -170,6 +170,33 @@ pub struct Rotation {
     pub history: Vec<RotationEvent>,
 }
 
+impl Rotation {
+    /// The record of a key rotated automatically every `period_days` since `created`, as it
+    /// stands at `until` (used by the embedded estates).
+    pub fn automatic_since(
+        created: DateTime<Utc>,
+        period_days: u32,
+        until: DateTime<Utc>,
+    ) -> Rotation {
+        let step = chrono::Duration::days(i64::from(period_days));
+        let mut history = Vec::new();
+        let mut next = created + step;
+        while next <= until {
+            history.push(RotationEvent {
+                rotated_at: next,
+                rotation_type: "AUTOMATIC".into(),
+            });
+            next += step;
+        }
+        Rotation {
+            enabled: true,
+            period_days: Some(period_days),
+            next_rotation_date: Some(next),
+            history,
+        }
+    }
+}
+
 /// One completed rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

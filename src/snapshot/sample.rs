@@ -72,8 +72,8 @@
 use super::{
     AccountEvidence, AccountRef, CloudHsmCluster, ConfigRecorder, CustomKeyStore,
     EncryptedResource, EventSelectors, EvidenceKind, Gap, Grant, GrantConstraints, Hsm, KmsEvent,
-    KmsEventSummary, KmsKey, MultiRegion, RegionEvidence, Rotation, RotationEvent, SCHEMA_VERSION,
-    Scope, Snapshot, SnapshotSource, Tags, ToolInfo, Trail,
+    KmsEventSummary, KmsKey, MultiRegion, RegionEvidence, Rotation, SCHEMA_VERSION, Scope,
+    Snapshot, SnapshotSource, Tags, ToolInfo, Trail,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
@@ -1347,22 +1347,7 @@ fn key(account: &str, region: &str, key_id: &str, alias: &str) -> KmsKey {
 /// Automatic rotation every `period_days`, enabled since `created`: every rotation up to the
 /// collection time, and the next one after it.
 fn rotation_since(created: DateTime<Utc>, period_days: u32) -> Rotation {
-    let step = Duration::days(i64::from(period_days));
-    let mut history = Vec::new();
-    let mut next = created + step;
-    while next <= collected_at() {
-        history.push(RotationEvent {
-            rotated_at: next,
-            rotation_type: "AUTOMATIC".into(),
-        });
-        next += step;
-    }
-    Rotation {
-        enabled: true,
-        period_days: Some(period_days),
-        next_rotation_date: Some(next),
-        history,
-    }
+    Rotation::automatic_since(created, period_days, collected_at())
 }
 
 /// The grant RDS creates on a database's key, limited to that database.

@@ -15,8 +15,8 @@
 use super::{
     AccountEvidence, AccountRef, CloudHsmCluster, ConfigRecorder, CustomKeyStore,
     EncryptedResource, EventSelectors, EvidenceKind, Gap, Grant, Hsm, KmsEventSummary, KmsKey,
-    MultiRegion, RegionEvidence, Rotation, RotationEvent, SCHEMA_VERSION, Scope, Snapshot,
-    SnapshotSource, Tags, ToolInfo, Trail,
+    MultiRegion, RegionEvidence, Rotation, SCHEMA_VERSION, Scope, Snapshot, SnapshotSource, Tags,
+    ToolInfo, Trail,
 };
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -705,22 +705,7 @@ fn key_arn(region: &str, account: &str, key_id: &str) -> String {
 
 /// Automatic rotation every `period_days` since `created`, up to `now`.
 fn rotation_since(created: DateTime<Utc>, period_days: u32, now: DateTime<Utc>) -> Rotation {
-    let step = Duration::days(i64::from(period_days));
-    let mut history = Vec::new();
-    let mut next = created + step;
-    while next <= now {
-        history.push(RotationEvent {
-            rotated_at: next,
-            rotation_type: "AUTOMATIC".into(),
-        });
-        next += step;
-    }
-    Rotation {
-        enabled: true,
-        period_days: Some(period_days),
-        next_rotation_date: Some(next),
-        history,
-    }
+    Rotation::automatic_since(created, period_days, now)
 }
 
 /// Event counts that scale with the number of keys and resources in the region.

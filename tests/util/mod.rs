@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A temporary directory removed when dropped.
@@ -55,6 +55,20 @@ pub fn keyproof(args: &[&str]) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `keyproof report SNAPSHOT --format FORMATS --out OUT` and expects success.
+pub fn report(snapshot: &Path, formats: &str, out: &Path) -> Output {
+    let out = keyproof(&[
+        "report",
+        snapshot.to_str().unwrap_or_default(),
+        "--format",
+        formats,
+        "--out",
+        out.to_str().unwrap_or_default(),
+    ]);
+    out.assert_code(0);
+    out
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
