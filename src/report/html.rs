@@ -4,9 +4,14 @@
 //! the same name in `--templates DIR` overrides it. Autoescaping is on for the template whatever
 //! its name, so every string from AWS (descriptions, tags, aliases, policies) is escaped; the
 //! page loads nothing from outside itself and its inline script only reads `data-` attributes.
-//! NOT_APPLICABLE findings are counted in the summaries but not listed (CSV and JSON list them).
+//! NOT_APPLICABLE findings are counted in the summaries but not listed, and PASS findings are
+//! listed up to [`MAX_PASS_ROWS`] (CSV and JSON list everything).
 
 use super::{Report, ReportError, Templates};
+use crate::rules::Status;
+
+/// Most PASS findings listed row by row in the page.
+pub const MAX_PASS_ROWS: usize = 5_000;
 
 /// The built-in template.
 pub const BUILTIN: &str = include_str!("../../templates/report.html.tera");
@@ -20,18 +25,30 @@ pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportE
     tera.add_raw_template("report.html", &source)
         .map_err(|e| ReportError::Html(error_chain(&e)))?;
     // NOT_APPLICABLE rows are counted in the summaries but left out of the page: they are
-    // noise for a reader and, on a large estate, most of its size (CSV and JSON keep them).
+    // noise for a reader and, on a large estate, most of its size. PASS rows are listed up to
+    // MAX_PASS_ROWS, so the page stays usable in a browser on a large estate. FAIL, ERROR and
+    // MANUAL rows are always all there; CSV and JSON list everything.
+    let mut pass_rows = 0usize;
     let findings: Vec<&crate::report::model::ReportFinding> = report
         .findings
         .iter()
-        .filter(|f| f.status != crate::rules::Status::NotApplicable)
+        .filter(|f| match f.status {
+            Status::NotApplicable => false,
+            Status::Pass => {
+                pass_rows += 1;
+                pass_rows <= MAX_PASS_ROWS
+            }
+            _ => true,
+        })
         .collect();
+    let pass_omitted = report.totals.pass.saturating_sub(MAX_PASS_ROWS);
     let mut ctx = tera::Context::new();
     ctx.insert("meta", &report.meta);
     ctx.insert("totals", &report.totals);
     ctx.insert("requirements", &report.requirements);
     ctx.insert("controls", &report.controls);
     ctx.insert("findings", &findings);
+    ctx.insert("pass_omitted", &pass_omitted);
     ctx.insert("gaps", &report.gaps);
     ctx.insert("key_inventory", &report.key_inventory);
     ctx.insert("coverage", &report.coverage);
