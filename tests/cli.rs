@@ -234,3 +234,45 @@ fn framework_321_organises_the_summary_by_old_numbers() {
     assert!(out.stdout.contains("\n3.6.4 "), "{}", out.stdout);
     assert!(!out.stdout.contains("\n3.7.4 "), "{}", out.stdout);
 }
+
+#[test]
+fn templates_directory_overrides_the_built_in_html_template() {
+    let dir = TestDir::new();
+    let snap = dir.path("s.json");
+    write_snapshot(&sample_estate(), &snap).expect("write");
+    let templates = dir.path("templates");
+    fs::create_dir_all(&templates).expect("mkdir");
+    fs::write(
+        templates.join("report.html.tera"),
+        "<p>custom {{ meta.snapshot_sha256 }} {{ key_inventory.0.description }}</p>",
+    )
+    .expect("write");
+    let out = dir.path("out");
+    keyproof(&[
+        "report",
+        snap.to_str().unwrap_or_default(),
+        "--format",
+        "html",
+        "--templates",
+        templates.to_str().unwrap_or_default(),
+        "--out",
+        out.to_str().unwrap_or_default(),
+    ])
+    .assert_code(0);
+    let html = fs::read_to_string(out.join("report.html")).expect("html");
+    assert!(html.starts_with("<p>custom "), "{html}");
+    let broken = templates.join("report.html.tera");
+    fs::write(&broken, "{% for x in %}").expect("write");
+    let out = keyproof(&[
+        "report",
+        snap.to_str().unwrap_or_default(),
+        "--format",
+        "html",
+        "--templates",
+        templates.to_str().unwrap_or_default(),
+        "--out",
+        dir.path("out2").to_str().unwrap_or_default(),
+    ]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("HTML report"), "{}", out.stderr);
+}
