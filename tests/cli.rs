@@ -82,6 +82,9 @@ fn hostile_strings_are_escaped_in_html_and_defused_in_csv() {
     assert!(!html.contains("<img src=x"), "raw tag from an alias");
     assert!(!html.contains("<script>alert(3)"), "raw script from a tag");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"));
+    // Only the page's own script may run, pinned by its hash.
+    assert!(html.contains("script-src 'sha256-"), "CSP pins the script");
+    assert!(!html.contains("script-src 'unsafe-inline"));
     // Exactly one script element: the page's own filter code.
     assert_eq!(html.matches("<script").count(), 1);
     assert!(

@@ -3,7 +3,8 @@
 //! The built-in template is `templates/report.html.tera`, compiled into the binary; a file of
 //! the same name in `--templates DIR` overrides it. Autoescaping is on for the template whatever
 //! its name, so every string from AWS (descriptions, tags, aliases, policies) is escaped; the
-//! page loads nothing from outside itself and its inline script only reads `data-` attributes.
+//! page loads nothing from outside itself; its Content-Security-Policy allows only the page's own
+//! inline script, pinned by hash, which only reads `data-` attributes.
 //! NOT_APPLICABLE findings are counted in the summaries but not listed, and PASS findings are
 //! listed up to [`MAX_PASS_ROWS`] (CSV and JSON list everything).
 
@@ -55,7 +56,39 @@ pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportE
     let html = tera
         .render("report.html", &ctx)
         .map_err(|e| ReportError::Html(error_chain(&e)))?;
-    Ok(html.into_bytes())
+    Ok(pin_script_hash(html).into_bytes())
+}
+
+/// Replaces the `'keyproof-script-hash'` placeholder of the page's Content-Security-Policy with
+/// the SHA-256 of each inline script the page holds, so the browser runs exactly those scripts
+/// and nothing else that might ever be smuggled into the page.
+fn pin_script_hash(html: String) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    const PLACEHOLDER: &str = "'keyproof-script-hash'";
+    if !html.contains(PLACEHOLDER) {
+        return html;
+    }
+    let mut hashes = Vec::new();
+    let mut rest = html.as_str();
+    while let Some(start) = rest.find("<script>") {
+        let body = &rest[start + "<script>".len()..];
+        let Some(end) = body.find("</script>") else {
+            break;
+        };
+        let digest = Sha256::digest(&body.as_bytes()[..end]);
+        hashes.push(format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+        rest = &body[end..];
+    }
+    let policy = if hashes.is_empty() {
+        "'none'".to_string()
+    } else {
+        hashes.join(" ")
+    };
+    html.replacen(PLACEHOLDER, &policy, 1)
 }
 
 /// Tera nests the useful message in the error's sources.
