@@ -9,7 +9,7 @@ mod util;
 
 use std::path::PathBuf;
 use std::process::Command;
-use util::{TestDir, keyproof};
+use util::{TestDir, demo};
 
 fn chromium() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("KEYPROOF_CHROMIUM") {
@@ -34,14 +34,7 @@ fn html_report_runs_in_headless_chromium_without_console_errors() {
     };
     let dir = TestDir::new();
     let out = dir.path("demo");
-    keyproof(&[
-        "demo",
-        "--out",
-        out.to_str().unwrap_or_default(),
-        "--format",
-        "html",
-    ])
-    .assert_code(0);
+    demo(&out, "html");
     let page = out.join("report.html");
     let profile = dir.path("profile");
     let result = Command::new(browser)

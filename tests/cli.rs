@@ -132,29 +132,21 @@ fn wrong_version_corrupt_and_missing_snapshots_are_clear_errors() {
     .expect("write");
     let out = keyproof(&["evaluate", future.to_str().unwrap_or_default()]);
     out.assert_code(2);
-    assert!(out.stderr.contains("schema_version 99"), "{}", out.stderr);
-    assert!(out.stderr.contains("only version 1"), "{}", out.stderr);
+    out.assert_stderr_has("schema_version 99");
+    out.assert_stderr_has("only version 1");
 
     let corrupt = dir.path("corrupt.json");
     fs::write(&corrupt, &text[..text.len() / 2]).expect("write");
     let out = keyproof(&["evaluate", corrupt.to_str().unwrap_or_default()]);
     out.assert_code(2);
-    assert!(
-        out.stderr.contains("not a valid keyproof snapshot"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("not a valid keyproof snapshot");
 
     let out = keyproof(&[
         "evaluate",
         dir.path("nope.json").to_str().unwrap_or_default(),
     ]);
     out.assert_code(2);
-    assert!(
-        out.stderr.contains("cannot read snapshot"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("cannot read snapshot");
 }
 
 #[test]
@@ -197,16 +189,8 @@ fn bad_control_file_error_names_file_line_control_and_parser_message() {
         controls.to_str().unwrap_or_default(),
     ]);
     out.assert_code(2);
-    assert!(
-        out.stderr.contains("broken.yaml:2: control KP-BROKEN"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("not a valid CEL expression"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("broken.yaml:2: control KP-BROKEN");
+    out.assert_stderr_has("not a valid CEL expression");
 }
 
 #[test]
@@ -277,5 +261,5 @@ fn templates_directory_overrides_the_built_in_html_template() {
         dir.path("out2").to_str().unwrap_or_default(),
     ]);
     out.assert_code(2);
-    assert!(out.stderr.contains("HTML report"), "{}", out.stderr);
+    out.assert_stderr_has("HTML report");
 }

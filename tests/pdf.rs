@@ -8,20 +8,13 @@ mod util;
 use keyproof::snapshot::sample::sample_estate;
 use keyproof::snapshot::write_snapshot;
 use std::process::Command;
-use util::{TestDir, keyproof, report};
+use util::{TestDir, demo, report};
 
 #[test]
 fn every_page_renders_and_the_pdf_declares_pdf_a_2b() {
     let dir = TestDir::new();
     let out = dir.path("demo");
-    keyproof(&[
-        "demo",
-        "--out",
-        out.to_str().unwrap_or_default(),
-        "--format",
-        "pdf",
-    ])
-    .assert_code(0);
+    demo(&out, "pdf");
     let pdf = out.join("report.pdf");
 
     let info = Command::new("pdfinfo")

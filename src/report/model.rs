@@ -37,6 +37,15 @@ impl Counts {
         self.total += 1;
     }
 
+    fn merge(&mut self, other: &Counts) {
+        self.pass += other.pass;
+        self.fail += other.fail;
+        self.error += other.error;
+        self.manual += other.manual;
+        self.not_applicable += other.not_applicable;
+        self.total += other.total;
+    }
+
     /// The verdict for a group: FAIL beats ERROR beats MANUAL beats PASS.
     pub fn overall(&self) -> Status {
         if self.fail > 0 {
@@ -323,13 +332,7 @@ pub fn build_report(
                     controls: Vec::new(),
                 });
             entry.controls.push(cs.id.clone());
-            let c = &mut entry.counts;
-            c.pass += cs.counts.pass;
-            c.fail += cs.counts.fail;
-            c.error += cs.counts.error;
-            c.manual += cs.counts.manual;
-            c.not_applicable += cs.counts.not_applicable;
-            c.total += cs.counts.total;
+            entry.counts.merge(&cs.counts);
         }
     }
     let requirements = reqs

@@ -40,6 +40,16 @@ impl Output {
         );
         self
     }
+
+    /// Asserts that standard error contains `text`, showing it otherwise.
+    pub fn assert_stderr_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
 }
 
 /// Runs `keyproof ARGS` in a scratch working directory.
@@ -55,6 +65,19 @@ pub fn keyproof(args: &[&str]) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `keyproof demo --out OUT --format FORMATS` and expects success.
+pub fn demo(out: &Path, formats: &str) -> Output {
+    let run = keyproof(&[
+        "demo",
+        "--out",
+        out.to_str().unwrap_or_default(),
+        "--format",
+        formats,
+    ]);
+    run.assert_code(0);
+    run
 }
 
 /// Runs `keyproof report SNAPSHOT --format FORMATS --out OUT` and expects success.
