@@ -6,16 +6,20 @@
 //! - 2: keyproof could not run (bad arguments, missing or corrupt snapshot, invalid controls or
 //!   config); the message says what to do.
 
+use crate::collect::{self, CollectArgs, Ledger, Progress, Session, SessionError, Settings};
 use crate::config::Config;
 use crate::report::{Format, Templates, build_report, write_reports};
 use crate::rules::{ControlSet, Finding, Framework, Severity, Status, evaluate};
 use crate::snapshot::sample::{SAMPLE_CONFIG, sample_estate};
 use crate::snapshot::{LoadedSnapshot, read_snapshot, write_snapshot};
 use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 const AFTER_HELP: &str = "Exit codes: 0 = ran, nothing tripped --fail-on; 1 = a FAIL or ERROR finding at or above --fail-on severity; 2 = could not run (bad input; the message says what to do).";
 
@@ -63,6 +67,28 @@ enum Command {
         #[command(flatten)]
         render: RenderArgs,
     },
+    /// Collect a snapshot from AWS (read-only) and write it.
+    Collect {
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Snapshot file to write (`.gz` for gzip) [default: reports/<run-id>/snapshot.json].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Collect, evaluate and report in one go, into reports/<run-id>/.
+    Run {
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Run directory [default: reports/<run-id>, the run's start time in UTC].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        eval: EvalArgs,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
+    /// Print the least-privilege IAM policy that collection needs (read-only actions only).
+    IamPolicy,
     /// List or show the controls.
     Controls {
         #[command(subcommand)]
@@ -96,6 +122,48 @@ struct EvalArgs {
     /// Exit 1 when a FAIL or ERROR finding of this severity or higher exists.
     #[arg(long, value_enum)]
     fail_on: Option<Severity>,
+}
+
+/// Where and how to collect from AWS.
+#[derive(Debug, Args)]
+struct AwsArgs {
+    /// Named profile from ~/.aws/config (default: the AWS default credential chain).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Regions, comma-separated, or `all` for every region enabled in the account
+    /// [default: the profile's or AWS_REGION's region].
+    #[arg(long, visible_alias = "region", value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Accounts to collect, comma-separated (each other than the caller's through --role-name).
+    #[arg(long, value_delimiter = ',', conflicts_with = "organization")]
+    accounts: Vec<String>,
+    /// Collect every active account of the AWS Organization (organizations:ListAccounts).
+    #[arg(long)]
+    organization: bool,
+    /// Role to assume in each account other than the caller's.
+    #[arg(long)]
+    role_name: Option<String>,
+    /// External id for assuming --role-name.
+    #[arg(long, requires = "role_name")]
+    external_id: Option<String>,
+    /// Endpoint for every AWS service, e.g. an emulator (AWS_ENDPOINT_URL works too).
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// CloudTrail KMS event window: days back (`90d`) or a date (`2026-09-01`).
+    #[arg(long, default_value = "90d")]
+    since: String,
+    /// Skip the CloudTrail LookupEvents history (it is paced at 2 requests a second).
+    #[arg(long)]
+    no_events: bool,
+    /// Attempts per AWS call, with adaptive retry for throttling.
+    #[arg(long, default_value_t = 8)]
+    max_attempts: u32,
+    /// Account-regions collected at once; also the requests in flight per service in each.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +227,49 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_evaluation(&report)?;
             Ok(gate(&findings, &controls, eval.fail_on))
         }
+        Command::Collect { aws, out } => {
+            let started = Utc::now();
+            let out = out.unwrap_or_else(|| {
+                Path::new("reports")
+                    .join(run_id(started))
+                    .join("snapshot.json")
+            });
+            collect_to(&aws, started, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            aws,
+            out,
+            eval,
+            render,
+        } => {
+            let started = Utc::now();
+            let dir = out.unwrap_or_else(|| Path::new("reports").join(run_id(started)));
+            let path = dir.join("snapshot.json");
+            collect_to(&aws, started, &path)?;
+            // The config used goes beside the snapshot, so the run directory alone re-creates
+            // the reports.
+            let config = eval
+                .config
+                .clone()
+                .or_else(|| Some(PathBuf::from("keyproof.toml")).filter(|p| p.exists()));
+            if let Some(config) = config {
+                let target = dir.join("keyproof.toml");
+                std::fs::copy(&config, &target).with_context(|| {
+                    format!(
+                        "could not copy {} to {}",
+                        config.display(),
+                        target.display()
+                    )
+                })?;
+            }
+            let loaded = read_snapshot(&path)?;
+            produce(&loaded, &path, &dir, &eval, &render)
+        }
+        Command::IamPolicy => {
+            print!("{}", crate::collect::IAM_POLICY);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Controls { action, controls } => {
             let set = match &controls {
                 Some(dir) => ControlSet::from_dir(dir)?,
@@ -176,6 +287,89 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A run's id: its start time in UTC, sortable and safe as a directory name.
+fn run_id(started: DateTime<Utc>) -> String {
+    started.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Parses `--since`: `90d` (days back from `now`) or a date / RFC 3339 time.
+fn parse_since(since: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if let Some(days) = since.strip_suffix('d') {
+        let days: i64 = days
+            .parse()
+            .with_context(|| format!("--since {since}: expected e.g. 90d or 2026-09-01"))?;
+        return Ok(now - chrono::Duration::days(days));
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(since) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d")
+        .with_context(|| format!("--since {since}: expected e.g. 90d or 2026-09-01"))?;
+    Ok(date.and_time(chrono::NaiveTime::MIN).and_utc())
+}
+
+/// Collects from AWS and writes the snapshot atomically: an interrupted run leaves no file.
+fn collect_to(aws: &AwsArgs, started: DateTime<Utc>, out: &Path) -> Result<()> {
+    let since = parse_since(&aws.since, started)?;
+    if since >= started {
+        bail!("--since {} is not in the past", aws.since);
+    }
+    let args = CollectArgs {
+        profile: aws.profile.clone(),
+        regions: aws.regions.clone(),
+        accounts: aws.accounts.clone(),
+        organization: aws.organization,
+        role_name: aws.role_name.clone(),
+        external_id: aws.external_id.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
+        max_attempts: aws.max_attempts,
+        ..CollectArgs::default()
+    };
+    let mut settings = Settings::new(started, since);
+    settings.lookup_events = !aws.no_events;
+    settings.region_concurrency = aws.concurrency.max(1);
+    settings.service_concurrency = aws.concurrency.max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    let clock = Instant::now();
+    let ledger = Arc::new(Ledger::default());
+    let progress = Progress::stderr(aws.quiet);
+    let collected = runtime.block_on(async {
+        let work = async {
+            let session = Session::connect(&args, ledger.clone()).await?;
+            let (plan, factory) = session.plan(&args).await?;
+            Ok::<_, SessionError>(collect::collect(&plan, &factory, &settings, &progress).await)
+        };
+        tokio::select! {
+            r = work => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let Some(snapshot) = collected else {
+        progress.hide();
+        eprintln!("interrupted: no snapshot was written");
+        std::process::exit(130);
+    };
+    let snapshot = snapshot?;
+    let summary = collect::summarize(&snapshot, &ledger, clock);
+    let sha = write_snapshot(&snapshot, out)
+        .with_context(|| format!("could not write the snapshot to {}", out.display()))?;
+    eprintln!("{summary}");
+    eprintln!("wrote {} (sha256 {sha})", out.display());
+    for gap in snapshot.gaps.iter().take(20) {
+        eprintln!(
+            "gap: {} {} {}:{} {}",
+            gap.account_id, gap.region, gap.service, gap.api, gap.error_code
+        );
+    }
+    if snapshot.gaps.len() > 20 {
+        eprintln!("... {} more gaps in the snapshot", snapshot.gaps.len() - 20);
+    }
+    Ok(())
 }
 
 /// Loads the controls and the config. The config is, in order: `--config`, `keyproof.toml`

@@ -28,6 +28,9 @@ pub enum EvidenceKind {
     /// KMS GetKeyRotationStatus / ListKeyRotations.
     #[serde(rename = "kms.rotation")]
     KmsRotation,
+    /// KMS GetKeyLastUsage.
+    #[serde(rename = "kms.last_usage")]
+    KmsLastUsage,
     /// KMS DescribeCustomKeyStores.
     #[serde(rename = "kms.custom_key_stores")]
     KmsCustomKeyStores,
@@ -56,7 +59,7 @@ pub enum EvidenceKind {
 
 impl EvidenceKind {
     /// Every category, in declaration order.
-    pub const ALL: [EvidenceKind; 15] = [
+    pub const ALL: [EvidenceKind; 16] = [
         EvidenceKind::Region,
         EvidenceKind::KmsKeys,
         EvidenceKind::KmsAliases,
@@ -64,6 +67,7 @@ impl EvidenceKind {
         EvidenceKind::KmsGrants,
         EvidenceKind::KmsTags,
         EvidenceKind::KmsRotation,
+        EvidenceKind::KmsLastUsage,
         EvidenceKind::KmsCustomKeyStores,
         EvidenceKind::CloudHsmClusters,
         EvidenceKind::CloudTrailTrails,
@@ -84,6 +88,7 @@ impl EvidenceKind {
             EvidenceKind::KmsGrants => "kms.grants",
             EvidenceKind::KmsTags => "kms.tags",
             EvidenceKind::KmsRotation => "kms.rotation",
+            EvidenceKind::KmsLastUsage => "kms.last_usage",
             EvidenceKind::KmsCustomKeyStores => "kms.custom_key_stores",
             EvidenceKind::CloudHsmClusters => "cloudhsm.clusters",
             EvidenceKind::CloudTrailTrails => "cloudtrail.trails",

@@ -146,6 +146,24 @@ pub struct KmsKey {
     pub policy: Option<String>,
     pub grants: Vec<Grant>,
     pub tags: Tags,
+    /// From GetKeyLastUsage; `None` when not collected (absent in snapshots written before
+    /// keyproof read it, or see gaps).
+    #[serde(default)]
+    pub last_usage: Option<KeyLastUsage>,
+}
+
+/// When KMS last saw a key used for a successful cryptographic operation (GetKeyLastUsage).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLastUsage {
+    /// Since when KMS tracks the key's use (tracking start or key creation, the later).
+    pub tracking_since: Option<DateTime<Utc>>,
+    /// `None` when the key has not been used since tracking began.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The operation, e.g. `Decrypt`.
+    pub operation: Option<String>,
+    /// The CloudTrail event of that use.
+    pub cloudtrail_event_id: Option<String>,
 }
 
 /// Multi-Region key configuration.
@@ -313,8 +331,17 @@ pub struct KmsEventSummary {
     pub by_event_name: BTreeMap<String, u64>,
     /// Failed calls per error code.
     pub errors_by_code: BTreeMap<String, u64>,
-    /// Administrative and failed events worth an auditor's eye.
+    /// Administrative and failed events worth an auditor's eye, newest first, at most
+    /// [`KmsEventSummary::NOTABLE_LIMIT`].
     pub notable: Vec<KmsEvent>,
+    /// Notable events beyond the limit, counted but not listed.
+    #[serde(default)]
+    pub notable_omitted: u64,
+}
+
+impl KmsEventSummary {
+    /// The most notable events a snapshot lists; the counts above always cover all events.
+    pub const NOTABLE_LIMIT: usize = 5_000;
 }
 
 /// One CloudTrail KMS event.

@@ -1341,6 +1341,7 @@ fn key(account: &str, region: &str, key_id: &str, alias: &str) -> KmsKey {
         policy: None,
         grants: Vec::new(),
         tags: Tags::new(),
+        last_usage: None,
     }
 }
 
@@ -1521,6 +1522,7 @@ fn event_summary(
         by_event_name: count(by_name),
         errors_by_code: count(errors),
         notable,
+        notable_omitted: 0,
     }
 }
 

@@ -479,6 +479,7 @@ impl Generator {
             policy: Some(policy),
             grants,
             tags: self.tags(env, pci, svc),
+            last_usage: None,
         }
     }
 
@@ -507,6 +508,7 @@ impl Generator {
             policy: Some(policy),
             grants: Vec::new(),
             tags: self.tags(environment(account), "none", svc),
+            last_usage: None,
         }
     }
 
@@ -540,6 +542,7 @@ impl Generator {
             policy: Some(policy),
             grants: Vec::new(),
             tags: self.tags(env, "connected", purpose),
+            last_usage: None,
         }
     }
 
@@ -729,6 +732,7 @@ fn event_summary(region: &RegionEvidence, now: DateTime<Utc>) -> KmsEventSummary
         by_event_name,
         errors_by_code: BTreeMap::from([("AccessDenied".to_string(), errors)]),
         notable: Vec::new(),
+        notable_omitted: 0,
     }
 }
 

@@ -1,0 +1,146 @@
+//! The read-only guard: an SDK interceptor on every client keyproof builds for collection.
+//!
+//! It does two jobs. It refuses, before anything is sent, any operation that the shipped
+//! least-privilege policy (`docs/iam-policy.json`) does not list, so collection cannot call a
+//! mutating API even by mistake; and it counts the requests actually sent (retries included)
+//! and records which operations ran, for the run summary and for the test that holds the code
+//! to the policy.
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The least-privilege IAM policy for collection, as shipped to users.
+pub const IAM_POLICY: &str = include_str!("../../docs/iam-policy.json");
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PolicyDoc {
+    statement: Vec<PolicyStatement>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PolicyStatement {
+    action: Vec<String>,
+}
+
+/// Every action (`service:Operation`) the shipped policy allows.
+pub fn policy_actions() -> &'static BTreeSet<String> {
+    static ACTIONS: OnceLock<BTreeSet<String>> = OnceLock::new();
+    ACTIONS.get_or_init(|| {
+        // The policy is embedded at build time and parsed by a unit test, so a malformed file
+        // fails the test suite; at run time an unparseable policy allows nothing.
+        serde_json::from_str::<PolicyDoc>(IAM_POLICY)
+            .map(|doc| doc.statement.into_iter().flat_map(|s| s.action).collect())
+            .unwrap_or_default()
+    })
+}
+
+/// The error an SDK call fails with when the guard refuses it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "keyproof refused to call {action}: it is not in the read-only collection policy (docs/iam-policy.json)"
+)]
+pub struct Refused {
+    pub action: String,
+}
+
+/// Counters and the record of operations, shared by every client of one run.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    requests: AtomicU64,
+    operations: Mutex<BTreeSet<String>>,
+}
+
+impl Ledger {
+    /// HTTP requests sent, retries included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The actions (`service:Operation`) that were invoked, refused ones included.
+    pub fn operations(&self) -> BTreeSet<String> {
+        self.operations
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The interceptor; one per client, naming the IAM service prefix of that client.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    iam_prefix: &'static str,
+    ledger: Arc<Ledger>,
+}
+
+impl Guard {
+    pub fn new(iam_prefix: &'static str, ledger: Arc<Ledger>) -> Guard {
+        Guard { iam_prefix, ledger }
+    }
+}
+
+impl Intercept for Guard {
+    fn name(&self) -> &'static str {
+        "keyproof-read-only-guard"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| "<unknown operation>".into());
+        let action = format!("{}:{operation}", self.iam_prefix);
+        if let Ok(mut ops) = self.ledger.operations.lock() {
+            ops.insert(action.clone());
+        }
+        if policy_actions().contains(&action) {
+            Ok(())
+        } else {
+            Err(Box::new(Refused { action }))
+        }
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.ledger.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_policy_parses_and_is_read_only() {
+        let actions = policy_actions();
+        assert!(actions.len() > 15, "policy lists {} actions", actions.len());
+        for action in actions {
+            let (_, op) = action.split_once(':').expect("service:Operation");
+            let read_only = ["List", "Describe", "Get", "Lookup", "BatchGet"]
+                .iter()
+                .any(|p| op.starts_with(p))
+                || action == "sts:AssumeRole";
+            assert!(read_only, "{action} is not a read-only action");
+        }
+    }
+}
