@@ -58,8 +58,17 @@ pub struct TrailEvidence {
 }
 
 /// Collects the region's trails and, when enabled, its KMS event history.
-pub async fn collect(ctx: &RegionCtx<'_>, client: &Client) -> TrailEvidence {
-    let (trails, kms_events) = tokio::join!(trails(ctx, client), async {
+///
+/// A multi-Region trail appears in every region as a shadow trail. Its status and selectors are
+/// read once, in its home region, when that region is in `scope_regions`
+/// ([`fill_shadow_trails`] copies them to the shadows); otherwise they are read through the
+/// shadow.
+pub async fn collect(
+    ctx: &RegionCtx<'_>,
+    client: &Client,
+    scope_regions: &[String],
+) -> TrailEvidence {
+    let (trails, kms_events) = tokio::join!(trails(ctx, client, scope_regions), async {
         if ctx.settings.lookup_events {
             kms_events(ctx, client).await
         } else {
@@ -69,7 +78,7 @@ pub async fn collect(ctx: &RegionCtx<'_>, client: &Client) -> TrailEvidence {
     TrailEvidence { trails, kms_events }
 }
 
-async fn trails(ctx: &RegionCtx<'_>, client: &Client) -> Vec<Trail> {
+async fn trails(ctx: &RegionCtx<'_>, client: &Client, scope_regions: &[String]) -> Vec<Trail> {
     let described = match client
         .describe_trails()
         .include_shadow_trails(true)
@@ -106,14 +115,39 @@ async fn trails(ctx: &RegionCtx<'_>, client: &Client) -> Vec<Trail> {
             selectors: None,
         })
         .collect();
-    futures_util::stream::iter(
-        listed
-            .into_iter()
-            .map(|trail| async move { inspect(ctx, client, trail).await }),
-    )
+    futures_util::stream::iter(listed.into_iter().map(|trail| async move {
+        let shadow_of_scoped_home =
+            trail.home_region != ctx.region && scope_regions.contains(&trail.home_region);
+        if shadow_of_scoped_home {
+            trail
+        } else {
+            inspect(ctx, client, trail).await
+        }
+    }))
     .buffered(ctx.settings.service_concurrency.max(1))
     .collect()
     .await
+}
+
+/// Copies status and selectors from each trail as read in its home region to its shadow trails
+/// in the account's other regions.
+pub fn fill_shadow_trails(regions: &mut [crate::snapshot::RegionEvidence]) {
+    let homes: Vec<Trail> = regions
+        .iter()
+        .flat_map(|r| r.trails.iter().filter(move |t| t.home_region == r.region))
+        .cloned()
+        .collect();
+    for region in regions.iter_mut() {
+        let name = region.region.clone();
+        for trail in region.trails.iter_mut().filter(|t| t.home_region != name) {
+            if let Some(home) = homes.iter().find(|h| h.arn == trail.arn) {
+                trail.is_logging = home.is_logging;
+                trail.latest_delivery_error = home.latest_delivery_error.clone();
+                trail.latest_delivery_time = home.latest_delivery_time;
+                trail.selectors = home.selectors.clone();
+            }
+        }
+    }
 }
 
 /// Adds status and selectors to a trail.

@@ -387,7 +387,7 @@ pub fn parse_item(
     let none = || (Some(false), None, "NONE");
     let kms = |key: String| (Some(true), Some(key), "UNKNOWN");
     let unknown = || (None, None, "UNKNOWN");
-    let ((encrypted, kms_key_id, encryption_type), tags) = match resource_type {
+    let ((encrypted, kms_key_id, encryption_type), mut tags) = match resource_type {
         "AWS::EC2::Volume" => (
             match bool_field(&cfg, "encrypted") {
                 Some(true) => string_field(&cfg, "kmsKeyId")
@@ -462,6 +462,10 @@ pub fn parse_item(
         ),
         _ => (unknown(), Tags::new()),
     };
+    if tags.is_empty() {
+        // Some types keep their tags beside the configuration.
+        tags = tags_from(supplementary_json(supplementary, "Tags").as_ref());
+    }
     EncryptedResource {
         resource_type: resource_type.to_string(),
         resource_id: resource_id.to_string(),

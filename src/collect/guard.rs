@@ -95,9 +95,12 @@ impl Intercept for Guard {
         "keyproof-read-only-guard"
     }
 
-    fn read_before_execution(
+    // Not `read_before_execution`: client-level interceptors run that hook before the
+    // operation's configuration (which carries its name) is in the bag.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation = cfg

@@ -180,7 +180,8 @@ pub async fn collect(
     let results: Vec<(String, RegionEvidence, Vec<Gap>)> =
         futures_util::stream::iter(pairs.into_iter().map(|(account, region)| async move {
             let clients = factory.region_clients(&account, &region);
-            let (evidence, gaps) = collect_region(&account, &region, &clients, settings).await;
+            let (evidence, gaps) =
+                collect_region(&account, &region, &clients, settings, &plan.regions).await;
             progress.region_done(&evidence, gaps.len());
             (account, evidence, gaps)
         }))
@@ -200,6 +201,9 @@ pub async fn collect(
                 regions: vec![evidence],
             }),
         }
+    }
+    for account in &mut accounts {
+        cloudtrail::fill_shadow_trails(&mut account.regions);
     }
     gaps.sort_by(|a, b| {
         (
@@ -243,11 +247,12 @@ pub async fn collect_region(
     region: &str,
     clients: &RegionClients,
     settings: &Settings,
+    scope_regions: &[String],
 ) -> (RegionEvidence, Vec<Gap>) {
     let ctx = RegionCtx::new(account_id, region, settings);
     let (kms, trail_evidence, config) = tokio::join!(
         kms::collect(&ctx, &clients.kms),
-        cloudtrail::collect(&ctx, &clients.cloudtrail),
+        cloudtrail::collect(&ctx, &clients.cloudtrail, scope_regions),
         configservice::collect(&ctx, &clients.config),
     );
     let clusters = cloudhsm::collect(&ctx, &clients.cloudhsm, &kms.custom_key_stores).await;

@@ -132,6 +132,15 @@ impl Session {
             }
             base = base.to_builder().region(Region::new(fallback)).build();
         }
+        Session::with_config(base, ledger).await
+    }
+
+    /// A session from a ready `SdkConfig` (credentials, region, endpoint, retry already set),
+    /// for embedding and tests.
+    pub async fn with_config(
+        base: SdkConfig,
+        ledger: Arc<Ledger>,
+    ) -> Result<Session, SessionError> {
         let caller_account = caller_account(&base, &ledger)
             .await
             .map_err(SessionError::Identity)?;

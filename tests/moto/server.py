@@ -4,7 +4,7 @@ moto 5.2.5 answers AWS Config's BatchGetResourceConfig with times like
 "2026-11-28 19:47:28.832496+00:00" and CloudHSMv2's DescribeClusters with
 "2026-11-28T19:48:59.947622" (no zone). The awsJson protocols specify epoch seconds; boto3 is
 lenient, the Rust SDK is not. This wrapper rewrites exactly those two shapes, when they are a
-whole JSON string value at the top level of a JSON response (not inside an embedded document),
+whole JSON string value of a JSON response (not inside an embedded document),
 to epoch seconds. Everything else passes through untouched.
 
 Binds 127.0.0.1 on a free port and prints "PORT <n>" on stdout once it accepts connections.
@@ -48,8 +48,8 @@ def fixed(app):
 
         body = b"".join(app(environ, capture))
         headers = captured["headers"]
-        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
-        if "json" in content_type:
+        # moto labels its JSON answers text/html, so the body decides.
+        if body.lstrip()[:1] == b"{":
             body = SHAPES.sub(to_epoch, body)
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(body))))
