@@ -87,6 +87,8 @@ pub enum SessionError {
         "collecting other accounts ({0}) needs --role-name: the role keyproof assumes in each of them"
     )]
     RoleNameRequired(String),
+    #[error("`{0}` is not an AWS account id (12 digits)")]
+    BadAccountId(String),
 }
 
 /// A connected session: base configuration, the caller's account, and the call ledger.
@@ -138,9 +140,23 @@ impl Session {
     /// A session from a ready `SdkConfig` (credentials, region, endpoint, retry already set),
     /// for embedding and tests.
     pub async fn with_config(
-        base: SdkConfig,
+        mut base: SdkConfig,
         ledger: Arc<Ledger>,
     ) -> Result<Session, SessionError> {
+        // A hand-built config may lack the clock and sleep that role assumption and retries
+        // need; the loader's defaults fill them.
+        if base.time_source().is_none() {
+            base = base
+                .to_builder()
+                .time_source(aws_smithy_async::time::SharedTimeSource::default())
+                .build();
+        }
+        if let (None, Some(sleep)) = (
+            base.sleep_impl(),
+            aws_smithy_async::rt::sleep::default_async_sleep(),
+        ) {
+            base = base.to_builder().sleep_impl(sleep).build();
+        }
         let caller_account = caller_account(&base, &ledger)
             .await
             .map_err(SessionError::Identity)?;
@@ -170,7 +186,14 @@ impl Session {
                 })
                 .collect()
         };
-        accounts.dedup_by(|a, b| a.account_id == b.account_id);
+        let mut seen = std::collections::HashSet::new();
+        accounts.retain(|a| seen.insert(a.account_id.clone()));
+        if let Some(bad) = accounts
+            .iter()
+            .find(|a| a.account_id.len() != 12 || !a.account_id.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(SessionError::BadAccountId(bad.account_id.clone()));
+        }
 
         let others: Vec<&str> = accounts
             .iter()

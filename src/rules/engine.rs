@@ -248,7 +248,22 @@ fn judge(
         Ok(true) => finding.status = Status::Pass,
         Ok(false) => finding.status = Status::Fail,
         Err(e) => {
-            finding.detail = format!("the check could not be evaluated on this evidence: {e}")
+            // Name the evidence that is missing (null) when there is some: that is what the
+            // reader can act on; the expression error is the fallback.
+            let missing: Vec<&str> = finding
+                .evidence
+                .iter()
+                .filter(|item| item.value.is_null())
+                .map(|item| item.field.as_str())
+                .collect();
+            finding.detail = if missing.is_empty() {
+                format!("the check could not be evaluated on this evidence: {e}")
+            } else {
+                format!(
+                    "evidence not in the snapshot: {} (not collected, or it belongs to a key or resource outside the collected scope)",
+                    missing.join(", ")
+                )
+            };
         }
     }
     finding

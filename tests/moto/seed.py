@@ -128,7 +128,9 @@ s3.put_bucket_encryption(
 
 sns = client("sns", "eu-west-1")
 alerts = sns.create_topic(Name="payment-alerts", Attributes={"KmsMasterKeyId": payments["KeyId"]})
-plain = sns.create_topic(Name="marketing-news")
+plain = sns.create_topic(
+    Name="marketing-news", Tags=[{"Key": "environment", "Value": "production"}]
+)
 out["topics"] = {"encrypted": alerts["TopicArn"], "plain": plain["TopicArn"]}
 
 trails = client("cloudtrail", "eu-west-1")

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
+
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,9 +56,15 @@ impl Output {
 
 /// Runs `keyproof ARGS` in a scratch working directory.
 pub fn keyproof(args: &[&str]) -> Output {
+    keyproof_env(args, &[])
+}
+
+/// Runs `keyproof ARGS` in a scratch working directory with extra environment variables.
+pub fn keyproof_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let cwd = tempfile::tempdir().expect("cwd");
     let out = Command::new(env!("CARGO_BIN_EXE_keyproof"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd.path())
         .output()
         .expect("run keyproof");
