@@ -15,6 +15,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use keyproof::collect::{self, CollectArgs, Ledger, Progress, Session, Settings};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -128,6 +129,8 @@ struct Row {
     seconds: f64,
     requests: u64,
     gaps: usize,
+    /// Gaps by `service:Api`, to tell moto's known 500s from anything new.
+    gaps_by_api: BTreeMap<String, usize>,
 }
 
 async fn collect_once(endpoint: &str, concurrency: usize) -> Result<Row, Error> {
@@ -162,6 +165,12 @@ async fn collect_once(endpoint: &str, concurrency: usize) -> Result<Row, Error> 
         .flat_map(|a| &a.regions)
         .map(|r| r.kms_keys.len())
         .sum();
+    let mut gaps_by_api = BTreeMap::new();
+    for gap in &snapshot.gaps {
+        *gaps_by_api
+            .entry(format!("{}:{}", gap.service, gap.api))
+            .or_insert(0) += 1;
+    }
     Ok(Row {
         concurrency,
         keys,
@@ -169,6 +178,7 @@ async fn collect_once(endpoint: &str, concurrency: usize) -> Result<Row, Error> 
         // Every request of the run, the session's one GetCallerIdentity included.
         requests: ledger.requests(),
         gaps: snapshot.gaps.len(),
+        gaps_by_api,
     })
 }
 

@@ -12,7 +12,7 @@ use crate::snapshot::{AccountRef, EvidenceKind, Gap};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -336,6 +336,10 @@ impl Session {
             builder = builder.external_id(x);
         }
         let provider = builder.build().await;
+        // Assume once up front: a refusal is reported with STS's own error code.
+        if let Err(e) = provider.provide_credentials().await {
+            return Err(assume_failure(&e));
+        }
         let config = self
             .base
             .to_builder()
@@ -344,6 +348,25 @@ impl Session {
         caller_account(&config, &self.ledger).await?;
         Ok(config)
     }
+}
+
+/// The STS error inside a failed role assumption, or the credentials error itself.
+fn assume_failure(err: &aws_credential_types::provider::error::CredentialsError) -> ApiFailure {
+    type AssumeRoleSdkError = aws_sdk_sts::error::SdkError<
+        aws_sdk_sts::operation::assume_role::AssumeRoleError,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(sts) = e.downcast_ref::<AssumeRoleSdkError>() {
+            return ApiFailure::from_sdk(sts);
+        }
+        current = e.source();
+    }
+    ApiFailure::new(
+        "AssumeRoleFailed",
+        aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+    )
 }
 
 /// sts:GetCallerIdentity: the account the credentials belong to.

@@ -65,17 +65,26 @@ impl Moto {
 
     /// Seeds the estate described in `tests/moto/seed.py` and returns what it created.
     pub fn seed(&self) -> serde_json::Value {
+        self.run_seed("seed.py")
+    }
+
+    /// Creates an organization with one member account (`tests/moto/seed_org.py`).
+    pub fn seed_organization(&self) -> serde_json::Value {
+        self.run_seed("seed_org.py")
+    }
+
+    fn run_seed(&self, name: &str) -> serde_json::Value {
         let out = Command::new(python())
-            .arg(script("seed.py"))
+            .arg(script(name))
             .arg(&self.endpoint)
             .output()
             .expect("run seed.py");
         assert!(
             out.status.success(),
-            "seed.py failed:\n{}",
+            "{name} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("seed.py prints JSON")
+        serde_json::from_slice(&out.stdout).expect("the seeder prints JSON")
     }
 
     /// Environment for a `keyproof` child process talking to this server with dummy
