@@ -209,6 +209,7 @@ fn main() -> Result<(), Error> {
         "{:>11} {:>6} {:>9} {:>9} {:>9} {:>8} {:>6}",
         "concurrency", "keys", "seconds", "keys/s", "API calls", "per key", "gaps"
     );
+    let mut rows = Vec::new();
     for concurrency in CONCURRENCY {
         let row = runtime.block_on(collect_once(&moto.endpoint(), concurrency))?;
         println!(
@@ -224,6 +225,23 @@ fn main() -> Result<(), Error> {
         if row.keys != keys {
             println!("  note: collected {} keys, seeded {keys}", row.keys);
         }
+        rows.push(row);
+    }
+    for row in &rows {
+        let gaps: Vec<String> = row
+            .gaps_by_api
+            .iter()
+            .map(|(api, n)| format!("{api} {n}"))
+            .collect();
+        println!(
+            "gaps at concurrency {}: {}",
+            row.concurrency,
+            if gaps.is_empty() {
+                "none".to_string()
+            } else {
+                gaps.join(", ")
+            }
+        );
     }
     Ok(())
 }
