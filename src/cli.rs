@@ -562,3 +562,33 @@ fn print_control(c: &crate::rules::Control) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-29T06:00:00Z")
+            .expect("time")
+            .to_utc()
+    }
+
+    #[test]
+    fn since_accepts_days_dates_and_times() {
+        let day = |s: &str| parse_since(s, now()).expect(s).to_rfc3339();
+        assert_eq!(day("90d"), "2026-08-31T06:00:00+00:00");
+        assert_eq!(day("2026-09-01"), "2026-09-01T00:00:00+00:00");
+        assert_eq!(
+            day("2026-09-01T12:30:00+02:00"),
+            "2026-09-01T10:30:00+00:00"
+        );
+        for bad in ["ninety", "90", "d", "2026-13-01"] {
+            assert!(parse_since(bad, now()).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_are_safe_directory_names() {
+        assert_eq!(run_id(now()), "20261129T060000Z");
+    }
+}

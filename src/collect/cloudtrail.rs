@@ -429,3 +429,69 @@ async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSumm
     }
     Some(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudtrail::types::AdvancedFieldSelector;
+
+    fn field(name: &str, equals: &[&str], not_equals: &[&str]) -> AdvancedFieldSelector {
+        let mut b = AdvancedFieldSelector::builder().field(name);
+        for e in equals {
+            b = b.equals(*e);
+        }
+        for n in not_equals {
+            b = b.not_equals(*n);
+        }
+        b.build().expect("field selector")
+    }
+
+    fn advanced(fields: Vec<AdvancedFieldSelector>) -> AdvancedEventSelector {
+        AdvancedEventSelector::builder()
+            .set_field_selectors(Some(fields))
+            .build()
+            .expect("selector")
+    }
+
+    #[test]
+    fn advanced_read_only_management_events_are_not_write_events() {
+        let s = advanced_selectors(&[advanced(vec![
+            field("eventCategory", &["Management"], &[]),
+            field("readOnly", &["true"], &[]),
+        ])]);
+        assert!(s.management_events && s.management_read && !s.management_write);
+        assert!(s.kms_events_included);
+    }
+
+    #[test]
+    fn advanced_event_source_lists_decide_kms() {
+        let only_s3 = advanced_selectors(&[advanced(vec![
+            field("eventCategory", &["Management"], &[]),
+            field("eventSource", &["s3.amazonaws.com"], &[]),
+        ])]);
+        assert!(!only_s3.kms_events_included);
+        let with_kms = advanced_selectors(&[advanced(vec![
+            field("eventCategory", &["Management"], &[]),
+            field("eventSource", &["s3.amazonaws.com", KMS_SOURCE], &[]),
+        ])]);
+        assert!(with_kms.kms_events_included);
+        let data_only =
+            advanced_selectors(&[advanced(vec![field("eventCategory", &["Data"], &[])])]);
+        assert!(!data_only.management_events && !data_only.kms_events_included);
+    }
+
+    #[test]
+    fn basic_selector_excluding_kms_or_management_events() {
+        let excluded = basic_selectors(&[EventSelector::builder()
+            .read_write_type(ReadWriteType::WriteOnly)
+            .include_management_events(true)
+            .exclude_management_event_sources(KMS_SOURCE)
+            .build()]);
+        assert!(excluded.management_write && !excluded.management_read);
+        assert!(!excluded.kms_events_included);
+        let none = basic_selectors(&[EventSelector::builder()
+            .include_management_events(false)
+            .build()]);
+        assert!(!none.management_events && !none.kms_events_included);
+    }
+}
