@@ -38,12 +38,12 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The Python that has moto installed, if there is one.
-fn python() -> Option<PathBuf> {
+/// The Python that has moto installed: `Err` names the path where none was found.
+fn python() -> Result<PathBuf, PathBuf> {
     let path = std::env::var_os("KEYPROOF_MOTO_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir().join(".venv/bin/python"));
-    path.exists().then_some(path)
+    if path.exists() { Ok(path) } else { Err(path) }
 }
 
 fn script(name: &str) -> PathBuf {
@@ -183,12 +183,16 @@ async fn collect_once(endpoint: &str, concurrency: usize) -> Result<Row, Error> 
 }
 
 fn main() -> Result<(), Error> {
-    let Some(python) = python() else {
-        println!(
-            "collect bench skipped: moto is not installed (no .venv/bin/python and no \
-             KEYPROOF_MOTO_PYTHON); run scripts/test once to install moto into .venv"
-        );
-        return Ok(());
+    let python = match python() {
+        Ok(python) => python,
+        Err(missing) => {
+            println!(
+                "collect bench skipped: no Python with moto at {} (KEYPROOF_MOTO_PYTHON, or \
+                 .venv/bin/python by default); run scripts/test once to install moto into .venv",
+                missing.display()
+            );
+            return Ok(());
+        }
     };
     let keys = env_usize("KEYPROOF_BENCH_KEYS", 1000);
 
