@@ -155,6 +155,10 @@ struct AwsArgs {
     /// Skip the CloudTrail LookupEvents history (it is paced at 2 requests a second).
     #[arg(long)]
     no_events: bool,
+    /// Most KMS events read per account and region (newest first; 0 = no limit). Reaching it is
+    /// a gap: the history is partial.
+    #[arg(long, default_value_t = 200_000)]
+    max_events: u64,
     /// Attempts per AWS call, with adaptive retry for throttling.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
@@ -329,6 +333,7 @@ fn collect_to(aws: &AwsArgs, started: DateTime<Utc>, out: &Path) -> Result<()> {
     };
     let mut settings = Settings::new(started, since);
     settings.lookup_events = !aws.no_events;
+    settings.max_events = (aws.max_events > 0).then_some(aws.max_events);
     settings.region_concurrency = aws.concurrency.max(1);
     settings.service_concurrency = aws.concurrency.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -541,6 +541,30 @@ async fn throttling_that_never_ends_is_a_gap_for_that_evidence_only() {
 }
 
 #[tokio::test]
+async fn an_event_limit_keeps_the_newest_events_and_says_the_history_is_partial() {
+    let ledger = Arc::new(Ledger::default());
+    let clients = full_estate().clients(&ledger);
+    let mut settings = settings();
+    settings.max_events = Some(3);
+    let (r, gaps) = collect::collect_region(
+        ACCOUNT,
+        "eu-west-1",
+        &clients,
+        &settings,
+        &["eu-west-1".into()],
+    )
+    .await;
+    let events = r.kms_events.as_ref().expect("partial summary kept");
+    assert_eq!(events.total_events, 3, "one page of three events");
+    let limit: Vec<_> = gaps
+        .iter()
+        .filter(|g| g.error_code == "EventLimitReached")
+        .collect();
+    assert_eq!(limit.len(), 1, "{gaps:#?}");
+    assert_eq!(limit[0].evidence.as_str(), "cloudtrail.events");
+}
+
+#[tokio::test]
 async fn a_recorder_that_skips_types_leaves_gaps_for_them() {
     use aws_sdk_config::Client;
     let mut rules = full_estate();

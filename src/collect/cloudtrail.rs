@@ -416,6 +416,24 @@ async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSumm
         if token.is_none() {
             break;
         }
+        if let Some(limit) = settings.max_events
+            && summary.total_events >= limit
+        {
+            // The counts now cover only the newest events: say so, and keep what was read.
+            ctx.gap(
+                SERVICE,
+                "LookupEvents",
+                EvidenceKind::CloudTrailEvents,
+                None,
+                ApiFailure::new(
+                    "EventLimitReached",
+                    format!(
+                        "stopped after the newest {limit} KMS events; the window holds more. Raise --max-events, shorten --since, or analyse the trail's log files instead"
+                    ),
+                ),
+            );
+            break;
+        }
     }
     summary.notable.sort_by(|a, b| {
         b.event_time

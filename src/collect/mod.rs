@@ -52,6 +52,9 @@ pub struct Settings {
     pub lookup_interval: Duration,
     /// Whether to read the KMS event history with LookupEvents.
     pub lookup_events: bool,
+    /// Most KMS events read per account and region (newest first); `None` for no limit. A
+    /// region that reaches it keeps the events read and gets a gap saying the history is partial.
+    pub max_events: Option<u64>,
 }
 
 impl Settings {
@@ -64,6 +67,7 @@ impl Settings {
             service_concurrency: 8,
             lookup_interval: Duration::from_millis(550),
             lookup_events: true,
+            max_events: Some(200_000),
         }
     }
 }
