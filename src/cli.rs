@@ -10,6 +10,9 @@ use crate::collect::{self, CollectArgs, Ledger, Progress, Session, SessionError,
 use crate::config::Config;
 use crate::report::{Format, Templates, build_report, write_reports};
 use crate::rules::{ControlSet, Finding, Framework, Severity, Status, evaluate};
+use crate::selftest::kms_provider::KmsProviderFactory;
+use crate::selftest::simulated::{Simulated, SimulatedFactory};
+use crate::selftest::{self, SelfTestOptions};
 use crate::snapshot::sample::{SAMPLE_CONFIG, sample_estate};
 use crate::snapshot::{LoadedSnapshot, read_snapshot, write_snapshot};
 use anyhow::{Context, Result, bail};
@@ -19,7 +22,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const AFTER_HELP: &str = "Exit codes: 0 = ran, nothing tripped --fail-on; 1 = a FAIL or ERROR finding at or above --fail-on severity; 2 = could not run (bad input; the message says what to do).";
 
@@ -75,10 +78,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Collect, evaluate and report in one go, into reports/<run-id>/.
+    /// Collect, self-test, evaluate and report in one go, into reports/<run-id>/.
     Run {
         #[command(flatten)]
         aws: AwsArgs,
+        #[command(flatten)]
+        selftest: SelfTestArgs,
+        /// Skip the envelope-encryption self-test (its controls then come out ERROR).
+        #[arg(long)]
+        no_selftest: bool,
         /// Run directory [default: reports/<run-id>, the run's start time in UTC].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -87,8 +95,29 @@ enum Command {
         #[command(flatten)]
         render: RenderArgs,
     },
-    /// Print the least-privilege IAM policy that collection needs (read-only actions only).
-    IamPolicy,
+    /// Run the envelope-encryption self-test on a snapshot's keys and write the snapshot with
+    /// its results (KMS GenerateDataKey/Decrypt; `--simulated` for the in-process provider).
+    Selftest {
+        /// Snapshot whose keys are tested.
+        snapshot: PathBuf,
+        /// Where to write the snapshot with the self-test [default: beside the input,
+        /// `<name>.selftest.json`].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Use the in-process simulated key provider instead of AWS KMS (labelled in reports).
+        #[arg(long)]
+        simulated: bool,
+        #[command(flatten)]
+        selftest: SelfTestArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Print the least-privilege IAM policy that collection needs (read-only actions only), or
+    /// with --selftest the separate policy of the self-test.
+    IamPolicy {
+        #[arg(long)]
+        selftest: bool,
+    },
     /// List or show the controls.
     Controls {
         #[command(subcommand)]
@@ -122,6 +151,21 @@ struct EvalArgs {
     /// Exit 1 when a FAIL or ERROR finding of this severity or higher exists.
     #[arg(long, value_enum)]
     fail_on: Option<Severity>,
+}
+
+/// How to run the envelope-encryption self-test.
+#[derive(Debug, Args)]
+struct SelfTestArgs {
+    /// Test only this key (ARN or key id); repeat for more. Default: every customer managed
+    /// symmetric encryption key.
+    #[arg(long = "key")]
+    keys: Vec<String>,
+    /// Most keys tested; the rest are NOT_TESTED (ERROR in the reports).
+    #[arg(long, default_value_t = 500)]
+    max_keys: usize,
+    /// Timeout of each GenerateDataKey / Decrypt call, in seconds.
+    #[arg(long, default_value_t = 10)]
+    selftest_timeout: u64,
 }
 
 /// Where and how to collect from AWS.
@@ -196,7 +240,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Demo { out, eval, render } => {
             let path = out.join("snapshot.json");
-            let sha = write_snapshot(&sample_estate(), &path).context(
+            // The demo runs the same self-test code path as a live run, against the simulated
+            // in-process key provider (the reports say so).
+            let mut sample = sample_estate();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("could not start the async runtime")?;
+            let provider = SimulatedFactory(Arc::new(Simulated::for_snapshot(&sample)));
+            let options = SelfTestOptions {
+                run_id: "demo".into(),
+                keys: Vec::new(),
+                max_keys: usize::MAX,
+                concurrency: 8,
+            };
+            let (selftest, gaps) = runtime.block_on(selftest::run(&sample, &provider, &options));
+            selftest::attach(&mut sample, selftest, gaps);
+            let sha = write_snapshot(&sample, &path).context(
                 "could not write the sample snapshot; check that the output directory is writable",
             )?;
             eprintln!("wrote {} (sha256 {sha})", path.display());
@@ -238,11 +298,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .join(run_id(started))
                     .join("snapshot.json")
             });
-            collect_to(&aws, started, &out)?;
+            collect_to(&aws, started, &out, None)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Selftest {
+            snapshot,
+            out,
+            simulated,
+            selftest,
+            aws,
+        } => {
+            let loaded = read_snapshot(&snapshot)?;
+            let out = out.unwrap_or_else(|| snapshot.with_extension("selftest.json"));
+            selftest_to(loaded.snapshot, &out, simulated, &selftest, &aws)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
             aws,
+            selftest,
+            no_selftest,
             out,
             eval,
             render,
@@ -250,7 +324,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let started = Utc::now();
             let dir = out.unwrap_or_else(|| Path::new("reports").join(run_id(started)));
             let path = dir.join("snapshot.json");
-            collect_to(&aws, started, &path)?;
+            collect_to(&aws, started, &path, (!no_selftest).then_some(&selftest))?;
             // The config used goes beside the snapshot, so the run directory alone re-creates
             // the reports.
             let config = eval
@@ -270,8 +344,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let loaded = read_snapshot(&path)?;
             produce(&loaded, &path, &dir, &eval, &render)
         }
-        Command::IamPolicy => {
-            print!("{}", crate::collect::IAM_POLICY);
+        Command::IamPolicy { selftest } => {
+            print!(
+                "{}",
+                if selftest {
+                    crate::collect::SELFTEST_IAM_POLICY
+                } else {
+                    crate::collect::IAM_POLICY
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Controls { action, controls } => {
@@ -315,7 +396,12 @@ fn parse_since(since: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
 }
 
 /// Collects from AWS and writes the snapshot atomically: an interrupted run leaves no file.
-fn collect_to(aws: &AwsArgs, started: DateTime<Utc>, out: &Path) -> Result<()> {
+fn collect_to(
+    aws: &AwsArgs,
+    started: DateTime<Utc>,
+    out: &Path,
+    selftest_args: Option<&SelfTestArgs>,
+) -> Result<()> {
     let since = parse_since(&aws.since, started)?;
     if since >= started {
         bail!("--since {} is not in the past", aws.since);
@@ -347,7 +433,18 @@ fn collect_to(aws: &AwsArgs, started: DateTime<Utc>, out: &Path) -> Result<()> {
         let work = async {
             let session = Session::connect(&args, ledger.clone()).await?;
             let (plan, factory) = session.plan(&args).await?;
-            Ok::<_, SessionError>(collect::collect(&plan, &factory, &settings, &progress).await)
+            let mut snapshot = collect::collect(&plan, &factory, &settings, &progress).await;
+            if let Some(st) = selftest_args {
+                let providers = KmsProviderFactory {
+                    sessions: Arc::new(factory),
+                    ledger: ledger.clone(),
+                    timeout: Duration::from_secs(st.selftest_timeout.max(1)),
+                };
+                let options = selftest_options(st, run_id(started));
+                let (result, gaps) = selftest::run(&snapshot, &providers, &options).await;
+                selftest::attach(&mut snapshot, result, gaps);
+            }
+            Ok::<_, SessionError>(snapshot)
         };
         tokio::select! {
             r = work => Some(r),
@@ -364,6 +461,9 @@ fn collect_to(aws: &AwsArgs, started: DateTime<Utc>, out: &Path) -> Result<()> {
     let sha = write_snapshot(&snapshot, out)
         .with_context(|| format!("could not write the snapshot to {}", out.display()))?;
     eprintln!("{summary}");
+    if let Some(st) = &snapshot.selftest {
+        eprintln!("{}", selftest_summary(st));
+    }
     eprintln!("wrote {} (sha256 {sha})", out.display());
     for gap in snapshot.gaps.iter().take(20) {
         eprintln!(
@@ -374,6 +474,89 @@ fn collect_to(aws: &AwsArgs, started: DateTime<Utc>, out: &Path) -> Result<()> {
     if snapshot.gaps.len() > 20 {
         eprintln!("... {} more gaps in the snapshot", snapshot.gaps.len() - 20);
     }
+    Ok(())
+}
+
+fn selftest_options(args: &SelfTestArgs, run_id: String) -> SelfTestOptions {
+    SelfTestOptions {
+        run_id,
+        keys: args.keys.clone(),
+        max_keys: args.max_keys,
+        concurrency: 8,
+    }
+}
+
+/// One line: how many keys passed, failed, could not be tested.
+fn selftest_summary(st: &crate::snapshot::SelfTest) -> String {
+    let count = |r: &str| st.keys.iter().filter(|k| k.result == r).count();
+    format!(
+        "self-test ({}): known-answer tests {}, {} keys PASS, {} FAIL, {} ERROR, {} NOT_TESTED",
+        st.provider,
+        if st.kat.passed { "passed" } else { "FAILED" },
+        count("PASS"),
+        count("FAIL"),
+        count("ERROR"),
+        count("NOT_TESTED")
+    )
+}
+
+/// Runs the self-test on a loaded snapshot and writes the result as a new snapshot (any
+/// earlier self-test and its gaps are replaced).
+fn selftest_to(
+    mut snapshot: crate::snapshot::Snapshot,
+    out: &Path,
+    simulated: bool,
+    args: &SelfTestArgs,
+    aws: &AwsArgs,
+) -> Result<()> {
+    snapshot
+        .gaps
+        .retain(|g| g.evidence != crate::snapshot::EvidenceKind::SelfTest);
+    snapshot.selftest = None;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    let options = selftest_options(args, run_id(Utc::now()));
+    let (result, gaps) = if simulated {
+        let provider = SimulatedFactory(Arc::new(Simulated::for_snapshot(&snapshot)));
+        runtime.block_on(selftest::run(&snapshot, &provider, &options))
+    } else {
+        let accounts: Vec<String> = snapshot
+            .scope
+            .accounts
+            .iter()
+            .map(|a| a.account_id.clone())
+            .collect();
+        let collect_args = CollectArgs {
+            profile: aws.profile.clone(),
+            regions: snapshot.scope.regions.clone(),
+            accounts,
+            role_name: aws.role_name.clone(),
+            external_id: aws.external_id.clone(),
+            endpoint_url: aws.endpoint_url.clone(),
+            max_attempts: aws.max_attempts,
+            ..CollectArgs::default()
+        };
+        let ledger = Arc::new(Ledger::default());
+        runtime.block_on(async {
+            let session = Session::connect(&collect_args, ledger.clone()).await?;
+            let (_plan, factory) = session.plan(&collect_args).await?;
+            let providers = KmsProviderFactory {
+                sessions: Arc::new(factory),
+                ledger,
+                timeout: Duration::from_secs(args.selftest_timeout.max(1)),
+            };
+            Ok::<_, SessionError>(selftest::run(&snapshot, &providers, &options).await)
+        })?
+    };
+    selftest::attach(&mut snapshot, result, gaps);
+    let sha = write_snapshot(&snapshot, out)
+        .with_context(|| format!("could not write the snapshot to {}", out.display()))?;
+    if let Some(st) = &snapshot.selftest {
+        eprintln!("{}", selftest_summary(st));
+    }
+    eprintln!("wrote {} (sha256 {sha})", out.display());
     Ok(())
 }
 

@@ -713,7 +713,11 @@ fn an_interrupted_collection_leaves_no_snapshot() {
     });
     let dir = util::TestDir::new();
     let out = dir.path("snapshot.json");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_keyproof"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyproof"));
+    for var in util::AMBIENT_AWS {
+        cmd.env_remove(var);
+    }
+    let child = cmd
         .args(["collect", "--regions", "eu-west-1", "--quiet", "--out"])
         .arg(&out)
         .env("AWS_ACCESS_KEY_ID", "testing")

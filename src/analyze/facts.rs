@@ -98,14 +98,14 @@ struct KeyLoc {
     key: usize,
 }
 
-/// Finds the key a resource names, however it names it.
-struct KeyIndex<'a> {
+/// Finds the key a resource names, however it names it (key id, ARN, alias name or alias ARN).
+pub struct KeyIndex<'a> {
     snapshot: &'a Snapshot,
     by_name: HashMap<String, KeyLoc>,
 }
 
 impl<'a> KeyIndex<'a> {
-    fn new(snapshot: &'a Snapshot) -> Self {
+    pub fn new(snapshot: &'a Snapshot) -> Self {
         let mut by_name = HashMap::new();
         for (ai, acct) in snapshot.accounts.iter().enumerate() {
             for (ri, reg) in acct.regions.iter().enumerate() {
@@ -129,6 +129,11 @@ impl<'a> KeyIndex<'a> {
             }
         }
         KeyIndex { snapshot, by_name }
+    }
+
+    /// The key `reference` names, seen from a resource in `account` and `region`.
+    pub fn key(&self, account: &str, region: &str, reference: &str) -> Option<&'a KmsKey> {
+        self.resolve(account, region, reference).map(|(_, k)| k)
     }
 
     fn resolve(
@@ -197,6 +202,7 @@ fn insert_common(m: &mut Map<String, Value>, account: &str, region: &str) {
 pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
     let now = snapshot.collected_at;
     let index = KeyIndex::new(snapshot);
+    let tests = selftest_facts(snapshot);
 
     // Which resources use each key, resolved once.
     let mut users_of: HashMap<(usize, usize, usize), Vec<Value>> = HashMap::new();
@@ -242,7 +248,16 @@ pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
                         resource_id: key.key_id.clone(),
                         resource_arn: key.arn.clone(),
                         pointer: format!("{base}/kms_keys/{ki}"),
-                        view: key_view(key, reg, account, used_by, now, config),
+                        view: {
+                            let mut v = key_view(key, reg, account, used_by, now, config);
+                            if let Value::Object(m) = &mut v {
+                                m.insert(
+                                    "selftest".into(),
+                                    tests.get(key.arn.as_str()).cloned().unwrap_or(Value::Null),
+                                );
+                            }
+                            v
+                        },
                     }
                 })
                 .collect();
@@ -328,7 +343,7 @@ pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
                     resource_id: res.resource_id.clone(),
                     resource_arn: res.arn.clone(),
                     pointer: format!("{base}/resources/{xi}"),
-                    view: resource_view(res, reg, account, &index, config),
+                    view: resource_view(res, reg, account, &index, &tests, config),
                 })
                 .collect();
             subjects.extend(resources);
@@ -344,6 +359,31 @@ pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
         }
     }
     subjects
+}
+
+/// The self-test verdict per key ARN, as facts: `{result, provider, failed_step, error_code,
+/// message}` for keys whose round trip PASSed or FAILed. Keys that could not be tested have no
+/// fact (null), so checks on them come out ERROR; their gap says why.
+fn selftest_facts(snapshot: &Snapshot) -> HashMap<&str, Value> {
+    let Some(st) = &snapshot.selftest else {
+        return HashMap::new();
+    };
+    st.keys
+        .iter()
+        .filter(|k| k.result == "PASS" || k.result == "FAIL")
+        .map(|k| {
+            (
+                k.key_arn.as_str(),
+                json!({
+                    "result": k.result,
+                    "provider": st.provider,
+                    "failed_step": k.failed_step,
+                    "error_code": k.error_code,
+                    "message": k.message,
+                }),
+            )
+        })
+        .collect()
 }
 
 fn key_view(
@@ -427,6 +467,7 @@ fn resource_view(
     reg: &RegionEvidence,
     account: &str,
     index: &KeyIndex<'_>,
+    tests: &HashMap<&str, Value>,
     config: &Config,
 ) -> Value {
     let mut m = to_object(res);
@@ -453,6 +494,7 @@ fn resource_view(
                 "environment": kc.environment,
                 "production": kc.production,
                 "in_cde": kc.in_cde,
+                "selftest": tests.get(k.arn.as_str()).cloned().unwrap_or(Value::Null),
             })
         });
     // A key the resource names but the snapshot does not hold (another account or region out

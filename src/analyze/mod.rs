@@ -4,4 +4,4 @@
 mod facts;
 pub mod policy;
 
-pub use facts::{ResourceType, Subject, build_subjects};
+pub use facts::{KeyIndex, ResourceType, Subject, build_subjects};

@@ -29,22 +29,27 @@ pub struct SdkClientFactory {
     pub ledger: Arc<Ledger>,
 }
 
-impl ClientFactory for SdkClientFactory {
-    fn region_clients(&self, account_id: &str, region: &str) -> RegionClients {
-        let sdk = self
-            .accounts
+impl SdkClientFactory {
+    /// The configuration (credentials) of `account_id`.
+    pub fn config_for(&self, account_id: &str) -> SdkConfig {
+        self.accounts
             .iter()
             .find(|(id, _)| id == account_id)
             .map(|(_, c)| c.clone())
             .unwrap_or_else(|| {
-                // Accounts come from the same plan that built this factory; an unknown one
-                // falls back to the first account's credentials, and its calls fail visibly.
-                self.accounts
-                    .first()
-                    .map(|(_, c)| c.clone())
-                    .unwrap_or_else(|| SdkConfig::builder().build())
-            });
-        guarded_clients(&sdk, region, &self.ledger)
+                // Accounts come from the same plan that built this factory. An unknown one gets
+                // no credentials at all, so its calls fail visibly as gaps instead of running in
+                // another account.
+                SdkConfig::builder()
+                    .behavior_version(aws_config::BehaviorVersion::latest())
+                    .build()
+            })
+    }
+}
+
+impl ClientFactory for SdkClientFactory {
+    fn region_clients(&self, account_id: &str, region: &str) -> RegionClients {
+        guarded_clients(&self.config_for(account_id), region, &self.ledger)
     }
 }
 

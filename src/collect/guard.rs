@@ -34,22 +34,34 @@ struct PolicyStatement {
     action: Vec<String>,
 }
 
-/// Every action (`service:Operation`) the shipped policy allows.
+/// The extra policy of the envelope-encryption self-test (GenerateDataKey and Decrypt, bound
+/// to keyproof's encryption context), kept apart from the read-only collection policy.
+pub const SELFTEST_IAM_POLICY: &str = include_str!("../../docs/iam-policy-selftest.json");
+
+fn actions_of(policy: &str) -> BTreeSet<String> {
+    // The policies are embedded at build time and parsed by unit tests, so a malformed file
+    // fails the test suite; at run time an unparseable policy allows nothing.
+    serde_json::from_str::<PolicyDoc>(policy)
+        .map(|doc| doc.statement.into_iter().flat_map(|s| s.action).collect())
+        .unwrap_or_default()
+}
+
+/// Every action (`service:Operation`) the shipped collection policy allows.
 pub fn policy_actions() -> &'static BTreeSet<String> {
     static ACTIONS: OnceLock<BTreeSet<String>> = OnceLock::new();
-    ACTIONS.get_or_init(|| {
-        // The policy is embedded at build time and parsed by a unit test, so a malformed file
-        // fails the test suite; at run time an unparseable policy allows nothing.
-        serde_json::from_str::<PolicyDoc>(IAM_POLICY)
-            .map(|doc| doc.statement.into_iter().flat_map(|s| s.action).collect())
-            .unwrap_or_default()
-    })
+    ACTIONS.get_or_init(|| actions_of(IAM_POLICY))
+}
+
+/// Every action the self-test policy allows.
+pub fn selftest_policy_actions() -> &'static BTreeSet<String> {
+    static ACTIONS: OnceLock<BTreeSet<String>> = OnceLock::new();
+    ACTIONS.get_or_init(|| actions_of(SELFTEST_IAM_POLICY))
 }
 
 /// The error an SDK call fails with when the guard refuses it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "keyproof refused to call {action}: it is not in the read-only collection policy (docs/iam-policy.json)"
+    "keyproof refused to call {action}: it is not in the policy this client is held to (docs/iam-policy.json, or docs/iam-policy-selftest.json for the self-test)"
 )]
 pub struct Refused {
     pub action: String,
@@ -77,16 +89,32 @@ impl Ledger {
     }
 }
 
-/// The interceptor; one per client, naming the IAM service prefix of that client.
+/// The interceptor; one per client, naming the IAM service prefix of that client and the
+/// policy it holds calls to.
 #[derive(Debug, Clone)]
 pub struct Guard {
     iam_prefix: &'static str,
     ledger: Arc<Ledger>,
+    allowed: &'static BTreeSet<String>,
 }
 
 impl Guard {
+    /// A guard holding calls to the read-only collection policy.
     pub fn new(iam_prefix: &'static str, ledger: Arc<Ledger>) -> Guard {
-        Guard { iam_prefix, ledger }
+        Guard {
+            iam_prefix,
+            ledger,
+            allowed: policy_actions(),
+        }
+    }
+
+    /// A guard holding calls to the self-test policy (GenerateDataKey and Decrypt only).
+    pub fn selftest(ledger: Arc<Ledger>) -> Guard {
+        Guard {
+            iam_prefix: "kms",
+            ledger,
+            allowed: selftest_policy_actions(),
+        }
     }
 }
 
@@ -111,7 +139,7 @@ impl Intercept for Guard {
         if let Ok(mut ops) = self.ledger.operations.lock() {
             ops.insert(action.clone());
         }
-        if policy_actions().contains(&action) {
+        if self.allowed.contains(&action) {
             Ok(())
         } else {
             Err(Box::new(Refused { action }))
@@ -137,6 +165,15 @@ mod tests {
     fn shipped_policy_parses_and_is_read_only() {
         let actions = policy_actions();
         assert!(actions.len() > 15, "policy lists {} actions", actions.len());
+        let selftest = selftest_policy_actions();
+        assert_eq!(
+            selftest.iter().map(String::as_str).collect::<Vec<_>>(),
+            vec!["kms:Decrypt", "kms:GenerateDataKey"]
+        );
+        assert!(
+            actions.is_disjoint(selftest),
+            "the collection policy stays read-only"
+        );
         for action in actions {
             let (_, op) = action.split_once(':').expect("service:Operation");
             let read_only = ["List", "Describe", "Get", "Lookup", "BatchGet"]

@@ -23,7 +23,7 @@ pub mod session;
 
 pub use clients::{ClientFactory, RegionClients, SdkClientFactory, guarded_clients};
 pub use failure::ApiFailure;
-pub use guard::{IAM_POLICY, Ledger, policy_actions};
+pub use guard::{IAM_POLICY, Ledger, SELFTEST_IAM_POLICY, policy_actions, selftest_policy_actions};
 pub use progress::Progress;
 pub use session::{CollectArgs, Session, SessionError};
 
@@ -241,6 +241,7 @@ pub async fn collect(
         },
         accounts,
         gaps,
+        selftest: None,
     }
 }
 

@@ -173,6 +173,28 @@ pub struct CoverageRow {
     pub unknown: usize,
     /// Share of resources encrypted with a customer managed key, in percent (one decimal).
     pub cmk_percent: String,
+    /// Encrypted with a customer managed key whose envelope self-test passed.
+    pub proven: usize,
+    /// `proven` as a share of all resources, in percent; `n/a` without a self-test.
+    pub proven_percent: String,
+}
+
+/// The envelope-encryption self-test, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct SelfTestSection {
+    pub provider: String,
+    /// Set when the provider is not AWS KMS.
+    pub provider_notice: Option<String>,
+    pub run_id: String,
+    pub kat_passed: bool,
+    pub kat_vectors: u32,
+    pub kat_failures: Vec<String>,
+    pub pass: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub not_tested: usize,
+    /// Per key, FAIL and ERROR first.
+    pub keys: Vec<crate::snapshot::KeySelfTest>,
 }
 
 /// Everything a report shows.
@@ -186,6 +208,8 @@ pub struct Report {
     pub gaps: Vec<Gap>,
     pub key_inventory: Vec<KeyRow>,
     pub coverage: Vec<CoverageRow>,
+    /// `None` when the snapshot holds no self-test.
+    pub selftest: Option<SelfTestSection>,
 }
 
 impl Report {
@@ -352,6 +376,7 @@ pub fn build_report(
         gaps: snap.gaps.clone(),
         key_inventory: key_inventory(loaded),
         coverage: coverage(loaded),
+        selftest: selftest_section(loaded),
     }
 }
 
@@ -432,45 +457,119 @@ fn key_inventory(loaded: &LoadedSnapshot) -> Vec<KeyRow> {
 }
 
 fn coverage(loaded: &LoadedSnapshot) -> Vec<CoverageRow> {
-    let mut by_type: BTreeMap<&str, (usize, usize, usize, usize)> = BTreeMap::new();
-    for acct in &loaded.snapshot.accounts {
+    #[derive(Default, Clone, Copy)]
+    struct Tally {
+        total: usize,
+        encrypted: usize,
+        cmk: usize,
+        unknown: usize,
+        proven: usize,
+    }
+    let snap = &loaded.snapshot;
+    let index = crate::analyze::KeyIndex::new(snap);
+    let passed: std::collections::HashSet<&str> = snap
+        .selftest
+        .iter()
+        .flat_map(|st| st.keys.iter())
+        .filter(|k| k.result == "PASS")
+        .map(|k| k.key_arn.as_str())
+        .collect();
+    let mut by_type: BTreeMap<&str, Tally> = BTreeMap::new();
+    for acct in &snap.accounts {
         for reg in &acct.regions {
             for r in &reg.resources {
                 let e = by_type.entry(r.resource_type.as_str()).or_default();
-                e.0 += 1;
+                e.total += 1;
                 match r.encrypted {
-                    Some(true) => e.1 += 1,
+                    Some(true) => e.encrypted += 1,
                     Some(false) => {}
-                    None => e.3 += 1,
+                    None => e.unknown += 1,
                 }
                 if r.encrypted == Some(true) && r.encryption_type == "CUSTOMER_KMS" {
-                    e.2 += 1;
+                    e.cmk += 1;
+                    let proven = r
+                        .kms_key_id
+                        .as_deref()
+                        .and_then(|k| index.key(&acct.account_id, &reg.region, k))
+                        .is_some_and(|k| passed.contains(k.arn.as_str()));
+                    if proven {
+                        e.proven += 1;
+                    }
                 }
             }
         }
     }
-    let row = |name: &str, (total, enc, cmk, unknown): (usize, usize, usize, usize)| CoverageRow {
-        resource_type: name.to_string(),
-        total,
-        encrypted: enc,
-        customer_managed: cmk,
-        unknown,
-        cmk_percent: if total == 0 {
-            "n/a".into()
+    let percent = |part: usize, total: usize| {
+        if total == 0 {
+            "n/a".to_string()
         } else {
-            format!("{:.1}", cmk as f64 * 100.0 / total as f64)
+            format!("{:.1}", part as f64 * 100.0 / total as f64)
+        }
+    };
+    let tested = snap.selftest.is_some();
+    let row = |name: &str, t: Tally| CoverageRow {
+        resource_type: name.to_string(),
+        total: t.total,
+        encrypted: t.encrypted,
+        customer_managed: t.cmk,
+        unknown: t.unknown,
+        cmk_percent: percent(t.cmk, t.total),
+        proven: t.proven,
+        proven_percent: if tested {
+            percent(t.proven, t.total)
+        } else {
+            "n/a".into()
         },
     };
-    let mut all = (0, 0, 0, 0);
+    let mut all = Tally::default();
     let mut rows: Vec<CoverageRow> = by_type
         .into_iter()
-        .map(|(t, v)| {
-            all = (all.0 + v.0, all.1 + v.1, all.2 + v.2, all.3 + v.3);
-            row(t, v)
+        .map(|(name, t)| {
+            all.total += t.total;
+            all.encrypted += t.encrypted;
+            all.cmk += t.cmk;
+            all.unknown += t.unknown;
+            all.proven += t.proven;
+            row(name, t)
         })
         .collect();
     rows.push(row("All resources", all));
     rows
+}
+
+fn selftest_section(loaded: &LoadedSnapshot) -> Option<SelfTestSection> {
+    let st = loaded.snapshot.selftest.as_ref()?;
+    let count = |r: &str| st.keys.iter().filter(|k| k.result == r).count();
+    let rank = |r: &str| match r {
+        "FAIL" => 0,
+        "ERROR" => 1,
+        "NOT_TESTED" => 2,
+        _ => 3,
+    };
+    let mut keys = st.keys.clone();
+    keys.sort_by(|a, b| {
+        (rank(&a.result), &a.account_id, &a.region, &a.key_arn).cmp(&(
+            rank(&b.result),
+            &b.account_id,
+            &b.region,
+            &b.key_arn,
+        ))
+    });
+    Some(SelfTestSection {
+        provider_notice: (st.provider != "aws-kms").then(|| {
+            "SIMULATED: this self-test ran against keyproof's in-process software key provider, not AWS KMS. It shows the procedure, not the keys.".to_string()
+        }),
+        provider: st.provider.clone(),
+        run_id: st.run_id.clone(),
+        kat_passed: st.kat.passed,
+        kat_vectors: st.kat.vectors,
+        kat_failures: st.kat.failures.clone(),
+        pass: count("PASS"),
+        fail: count("FAIL"),
+        error: count("ERROR"),
+        not_tested: count("NOT_TESTED"),
+        keys,
+    })
 }
 
 #[cfg(test)]

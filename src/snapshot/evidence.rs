@@ -55,11 +55,14 @@ pub enum EvidenceKind {
     /// AWS Config resource inventory.
     #[serde(rename = "config.resources")]
     ConfigResources,
+    /// The envelope-encryption self-test (GenerateDataKey / Decrypt round trip).
+    #[serde(rename = "selftest")]
+    SelfTest,
 }
 
 impl EvidenceKind {
     /// Every category, in declaration order.
-    pub const ALL: [EvidenceKind; 16] = [
+    pub const ALL: [EvidenceKind; 17] = [
         EvidenceKind::Region,
         EvidenceKind::KmsKeys,
         EvidenceKind::KmsAliases,
@@ -76,6 +79,7 @@ impl EvidenceKind {
         EvidenceKind::CloudTrailEvents,
         EvidenceKind::ConfigRecorders,
         EvidenceKind::ConfigResources,
+        EvidenceKind::SelfTest,
     ];
 
     /// The name used in snapshots and control files, e.g. `kms.rotation`.
@@ -97,6 +101,7 @@ impl EvidenceKind {
             EvidenceKind::CloudTrailEvents => "cloudtrail.events",
             EvidenceKind::ConfigRecorders => "config.recorders",
             EvidenceKind::ConfigResources => "config.resources",
+            EvidenceKind::SelfTest => "selftest",
         }
     }
 }

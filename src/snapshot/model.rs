@@ -47,6 +47,66 @@ pub struct Snapshot {
     pub accounts: Vec<AccountEvidence>,
     /// Evidence that could not be collected.
     pub gaps: Vec<Gap>,
+    /// The envelope-encryption self-test; `None` when it was not run. Optional: snapshots
+    /// written before it existed omit it.
+    #[serde(default)]
+    pub selftest: Option<SelfTest>,
+}
+
+/// The envelope-encryption self-test: known-answer tests, then a round trip per key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfTest {
+    /// `aws-kms`, or `simulated` for the in-process software provider of the demo (reports
+    /// label it).
+    pub provider: String,
+    /// Bound into every encryption context and AAD of the run.
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    /// AES-256-GCM known-answer tests, run first.
+    pub kat: KatResult,
+    /// One entry per key tested (or not tested), in snapshot order.
+    pub keys: Vec<KeySelfTest>,
+}
+
+/// The known-answer tests' outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KatResult {
+    pub passed: bool,
+    pub vectors: u32,
+    pub failures: Vec<String>,
+}
+
+/// The round trip through one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySelfTest {
+    pub account_id: String,
+    pub region: String,
+    pub key_arn: String,
+    pub key_spec: String,
+    /// `PASS` (every step and every negative check behaved), `FAIL` (the key does not protect
+    /// data as it must), `ERROR` (could not be tested: access, throttling, timeout, a failed
+    /// known-answer test) or `NOT_TESTED` (over `--max-keys`).
+    pub result: String,
+    /// The step that failed: `GenerateDataKey`, `EncryptCanary`, `Decrypt`, `CompareDataKey`,
+    /// `DecryptCanary`, `TamperedTag`, `WrongContext`, `WrongKey`.
+    pub failed_step: Option<String>,
+    /// The KMS error code of the failed step, if any.
+    pub error_code: Option<String>,
+    pub message: String,
+    pub generate_ms: Option<u64>,
+    pub decrypt_ms: Option<u64>,
+    /// The data key spec requested (`AES_256`) and the local cipher (`AES-256-GCM`).
+    pub data_key_spec: String,
+    pub local_cipher: String,
+    /// Negative checks: `true` when the forgery was rejected as it must be; `None` when not
+    /// reached.
+    pub tampered_tag_rejected: Option<bool>,
+    pub wrong_context_rejected: Option<bool>,
+    pub wrong_key_rejected: Option<bool>,
 }
 
 /// The collecting tool.

@@ -162,6 +162,7 @@ pub fn sample_estate() -> Snapshot {
             },
         ],
         gaps: gaps(),
+        selftest: None,
     }
 }
 

@@ -148,6 +148,7 @@ pub fn synthetic_estate(keys: usize) -> Snapshot {
         },
         accounts,
         gaps: generator.gaps,
+        selftest: None,
     }
 }
 

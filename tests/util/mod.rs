@@ -60,10 +60,32 @@ pub fn keyproof(args: &[&str]) -> Output {
     keyproof_env(args, &[])
 }
 
+/// AWS environment variables of the host that would change which credentials, profile or region
+/// the binary uses.
+pub const AMBIENT_AWS: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+];
+
 /// Runs `keyproof ARGS` in a scratch working directory with extra environment variables.
 pub fn keyproof_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let cwd = tempfile::tempdir().expect("cwd");
-    let out = Command::new(env!("CARGO_BIN_EXE_keyproof"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyproof"));
+    // AWS settings of the machine running the tests never leak into a test's AWS peer.
+    for var in AMBIENT_AWS {
+        cmd.env_remove(var);
+    }
+    let out = cmd
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd.path())
