@@ -248,12 +248,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .build()
                 .context("could not start the async runtime")?;
             let provider = SimulatedFactory(Arc::new(Simulated::for_snapshot(&sample)));
-            let options = SelfTestOptions {
-                run_id: "demo".into(),
-                keys: Vec::new(),
-                max_keys: usize::MAX,
-                concurrency: 8,
-            };
+            let options = SelfTestOptions::new("demo");
             let (selftest, gaps) = runtime.block_on(selftest::run(&sample, &provider, &options));
             selftest::attach(&mut sample, selftest, gaps);
             let sha = write_snapshot(&sample, &path).context(
@@ -479,10 +474,9 @@ fn collect_to(
 
 fn selftest_options(args: &SelfTestArgs, run_id: String) -> SelfTestOptions {
     SelfTestOptions {
-        run_id,
         keys: args.keys.clone(),
         max_keys: args.max_keys,
-        concurrency: 8,
+        ..SelfTestOptions::new(run_id)
     }
 }
 
