@@ -263,3 +263,54 @@ fn templates_directory_overrides_the_built_in_html_template() {
     out.assert_code(2);
     out.assert_stderr_has("HTML report");
 }
+
+#[test]
+fn selftest_command_adds_the_self_test_to_a_snapshot() {
+    let dir = util::TestDir::new();
+    let out = dir.path("demo");
+    util::demo(&out, "json");
+    let source = out.join("snapshot.json");
+    let tested = dir.path("tested.json");
+    let run = util::keyproof(&[
+        "selftest",
+        source.to_str().expect("utf-8"),
+        "--simulated",
+        "--max-keys",
+        "3",
+        "--out",
+        tested.to_str().expect("utf-8"),
+    ]);
+    run.assert_code(0).assert_stderr_has(
+        "self-test (simulated): known-answer tests passed, 3 keys PASS, 0 FAIL, 0 ERROR,",
+    );
+    let snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tested).expect("written")).expect("JSON");
+    let keys = snap["selftest"]["keys"].as_array().expect("keys");
+    assert_eq!(
+        keys.iter().filter(|k| k["result"] != "NOT_TESTED").count(),
+        3
+    );
+    // The earlier self-test's gaps were replaced, not added to.
+    let gaps = snap["gaps"].as_array().expect("gaps");
+    let selftest_gaps = gaps.iter().filter(|g| g["evidence"] == "selftest").count();
+    assert_eq!(selftest_gaps, keys.len() - 3);
+}
+
+#[test]
+fn iam_policies_are_printed_separately() {
+    let collect = util::keyproof(&["iam-policy"]);
+    collect.assert_code(0);
+    assert!(collect.stdout.contains("kms:ListKeys"));
+    assert!(
+        !collect.stdout.contains("kms:Decrypt"),
+        "collection stays read-only"
+    );
+    let selftest = util::keyproof(&["iam-policy", "--selftest"]);
+    selftest.assert_code(0);
+    assert!(
+        selftest.stdout.contains("kms:GenerateDataKey") && selftest.stdout.contains("kms:Decrypt")
+    );
+    assert!(!selftest.stdout.contains("kms:ListKeys"));
+    let parsed: serde_json::Value = serde_json::from_str(&selftest.stdout).expect("policy is JSON");
+    assert_eq!(parsed["Version"], "2012-10-17");
+}
