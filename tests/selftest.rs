@@ -165,6 +165,9 @@ impl KeyProvider for ContextBlind {
 struct One(Arc<dyn KeyProvider>);
 
 impl ProviderFactory for One {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
     fn provider(&self, _a: &str, _r: &str) -> Arc<dyn KeyProvider> {
         self.0.clone()
     }

@@ -4,7 +4,7 @@
 //! Nothing is called when the region has no CloudHSM key store, so accounts without CloudHSM
 //! need no CloudHSM permission.
 
-use crate::collect::{ApiFailure, RegionCtx};
+use crate::collect::{ApiFailure, RegionCtx, drain};
 use crate::snapshot::{CloudHsmCluster, CustomKeyStore, EvidenceKind, Hsm};
 use aws_sdk_cloudhsmv2::Client;
 
@@ -26,50 +26,45 @@ pub async fn collect(
     if ids.is_empty() {
         return Vec::new();
     }
-    let mut clusters = Vec::new();
-    let mut pages = client
+    let pages = client
         .describe_clusters()
         .filters("clusterIds", ids.clone())
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(page) => clusters.extend(page.clusters().iter().map(|c| {
-                CloudHsmCluster {
-                    cluster_id: c.cluster_id().unwrap_or_default().to_string(),
-                    state: c
+    let (pages, failure) = drain(pages).await;
+    let clusters: Vec<CloudHsmCluster> = pages
+        .iter()
+        .flat_map(|page| page.clusters())
+        .map(|c| CloudHsmCluster {
+            cluster_id: c.cluster_id().unwrap_or_default().to_string(),
+            state: c
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "UNKNOWN".into()),
+            hsm_type: c.hsm_type().map(str::to_string),
+            hsms: c
+                .hsms()
+                .iter()
+                .map(|h| Hsm {
+                    hsm_id: h.hsm_id().to_string(),
+                    availability_zone: h.availability_zone().unwrap_or_default().to_string(),
+                    state: h
                         .state()
                         .map(|s| s.as_str().to_string())
                         .unwrap_or_else(|| "UNKNOWN".into()),
-                    hsm_type: c.hsm_type().map(str::to_string),
-                    hsms: c
-                        .hsms()
-                        .iter()
-                        .map(|h| Hsm {
-                            hsm_id: h.hsm_id().to_string(),
-                            availability_zone: h
-                                .availability_zone()
-                                .unwrap_or_default()
-                                .to_string(),
-                            state: h
-                                .state()
-                                .map(|s| s.as_str().to_string())
-                                .unwrap_or_else(|| "UNKNOWN".into()),
-                        })
-                        .collect(),
-                }
-            })),
-            Err(e) => {
-                ctx.gap(
-                    SERVICE,
-                    "DescribeClusters",
-                    EvidenceKind::CloudHsmClusters,
-                    None,
-                    ApiFailure::from_sdk(&e),
-                );
-                return clusters;
-            }
-        }
+                })
+                .collect(),
+        })
+        .collect();
+    if let Some(failure) = failure {
+        ctx.gap(
+            SERVICE,
+            "DescribeClusters",
+            EvidenceKind::CloudHsmClusters,
+            None,
+            failure,
+        );
+        return clusters;
     }
     // A store whose cluster DescribeClusters did not return is evidence missing, not a pass.
     for id in ids {

@@ -211,28 +211,25 @@ async fn inventory(
     client: &Client,
     resource_type: &str,
 ) -> Vec<EncryptedResource> {
-    let mut ids = Vec::new();
-    let mut pages = client
+    let pages = client
         .list_discovered_resources()
         .resource_type(ResourceType::from(resource_type))
         .into_paginator()
         .items()
         .send();
-    while let Some(item) = pages.next().await {
-        match item {
-            Ok(r) => ids.extend(r.resource_id().map(str::to_string)),
-            Err(e) => {
-                ctx.gap(
-                    SERVICE,
-                    "ListDiscoveredResources",
-                    EvidenceKind::ConfigResources,
-                    None,
-                    ApiFailure::from_sdk(&e),
-                );
-                return Vec::new();
-            }
-        }
+    let (found, failure) = crate::collect::drain(pages).await;
+    if let Some(failure) = failure {
+        // A partial inventory would look like fewer resources: nothing of this type is kept.
+        ctx.gap(
+            SERVICE,
+            "ListDiscoveredResources",
+            EvidenceKind::ConfigResources,
+            None,
+            failure,
+        );
+        return Vec::new();
     }
+    let ids: Vec<String> = found.into_iter().filter_map(|r| r.resource_id).collect();
     let batches: Vec<Vec<EncryptedResource>> = futures_util::stream::iter(
         ids.chunks(100)
             .map(|chunk| async move { batch(ctx, client, resource_type, chunk).await }),

@@ -58,7 +58,7 @@ impl ApiFailure {
 }
 
 /// Walks an error's source chain for a value of type `T`.
-fn find_source<'e, T: Error + 'static>(err: &'e (dyn Error + 'static)) -> Option<&'e T> {
+pub(crate) fn find_source<'e, T: Error + 'static>(err: &'e (dyn Error + 'static)) -> Option<&'e T> {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<T>() {

@@ -7,14 +7,14 @@
 //! not made for keys AWS cannot rotate automatically (asymmetric, HMAC, imported material, custom
 //! key stores): those keys carry `rotation: null` without a gap.
 
-use crate::collect::{ApiFailure, RegionCtx, to_utc};
+use crate::collect::{ApiFailure, RegionCtx, drain, to_utc};
 use crate::snapshot::{
     CustomKeyStore, EvidenceKind, Grant, GrantConstraints, KeyLastUsage, KmsKey, MultiRegion,
     Rotation, RotationEvent, Tags,
 };
 use aws_sdk_kms::Client;
 use futures_util::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// What the KMS collector found in one region.
 #[derive(Debug, Default)]
@@ -49,50 +49,30 @@ pub async fn collect(ctx: &RegionCtx<'_>, client: &Client) -> KmsEvidence {
 }
 
 async fn list_keys(ctx: &RegionCtx<'_>, client: &Client) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut pages = client.list_keys().into_paginator().items().send();
-    while let Some(item) = pages.next().await {
-        match item {
-            Ok(entry) => ids.extend(entry.key_id().map(str::to_string)),
-            Err(e) => {
-                ctx.gap(
-                    SERVICE,
-                    "ListKeys",
-                    EvidenceKind::KmsKeys,
-                    None,
-                    ApiFailure::from_sdk(&e),
-                );
-                break;
-            }
-        }
-    }
-    ids
+    let pages = client.list_keys().into_paginator().items().send();
+    ctx.drain(pages, SERVICE, "ListKeys", EvidenceKind::KmsKeys, None)
+        .await
+        .into_iter()
+        .filter_map(|entry| entry.key_id)
+        .collect()
 }
 
 /// Alias names by target key id.
 async fn list_aliases(ctx: &RegionCtx<'_>, client: &Client) -> HashMap<String, Vec<String>> {
+    let pages = client.list_aliases().into_paginator().items().send();
+    let aliases = ctx
+        .drain(
+            pages,
+            SERVICE,
+            "ListAliases",
+            EvidenceKind::KmsAliases,
+            None,
+        )
+        .await;
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
-    let mut pages = client.list_aliases().into_paginator().items().send();
-    while let Some(item) = pages.next().await {
-        match item {
-            Ok(alias) => {
-                if let (Some(target), Some(name)) = (alias.target_key_id(), alias.alias_name()) {
-                    by_key
-                        .entry(target.to_string())
-                        .or_default()
-                        .push(name.to_string());
-                }
-            }
-            Err(e) => {
-                ctx.gap(
-                    SERVICE,
-                    "ListAliases",
-                    EvidenceKind::KmsAliases,
-                    None,
-                    ApiFailure::from_sdk(&e),
-                );
-                break;
-            }
+    for alias in aliases {
+        if let (Some(target), Some(name)) = (alias.target_key_id, alias.alias_name) {
+            by_key.entry(target).or_default().push(name);
         }
     }
     for names in by_key.values_mut() {
@@ -102,43 +82,39 @@ async fn list_aliases(ctx: &RegionCtx<'_>, client: &Client) -> HashMap<String, V
 }
 
 async fn custom_key_stores(ctx: &RegionCtx<'_>, client: &Client) -> Vec<CustomKeyStore> {
-    let mut stores = Vec::new();
-    let mut pages = client
+    let pages = client
         .describe_custom_key_stores()
         .into_paginator()
         .items()
         .send();
-    while let Some(item) = pages.next().await {
-        match item {
-            Ok(s) => stores.push(CustomKeyStore {
-                id: s.custom_key_store_id().unwrap_or_default().to_string(),
-                name: s.custom_key_store_name().unwrap_or_default().to_string(),
-                store_type: s
-                    .custom_key_store_type()
-                    .map(|t| t.as_str().to_string())
-                    // Stores created before external key stores existed omit the type.
-                    .unwrap_or_else(|| "AWS_CLOUDHSM".into()),
-                connection_state: s
-                    .connection_state()
-                    .map(|c| c.as_str().to_string())
-                    .unwrap_or_else(|| "UNKNOWN".into()),
-                connection_error_code: s.connection_error_code().map(|c| c.as_str().to_string()),
-                cloudhsm_cluster_id: s.cloud_hsm_cluster_id().map(str::to_string),
-                created_at: s.creation_date().and_then(to_utc),
-            }),
-            Err(e) => {
-                ctx.gap(
-                    SERVICE,
-                    "DescribeCustomKeyStores",
-                    EvidenceKind::KmsCustomKeyStores,
-                    None,
-                    ApiFailure::from_sdk(&e),
-                );
-                break;
-            }
-        }
-    }
+    let stores = ctx
+        .drain(
+            pages,
+            SERVICE,
+            "DescribeCustomKeyStores",
+            EvidenceKind::KmsCustomKeyStores,
+            None,
+        )
+        .await;
     stores
+        .iter()
+        .map(|s| CustomKeyStore {
+            id: s.custom_key_store_id().unwrap_or_default().to_string(),
+            name: s.custom_key_store_name().unwrap_or_default().to_string(),
+            store_type: s
+                .custom_key_store_type()
+                .map(|t| t.as_str().to_string())
+                // Stores created before external key stores existed omit the type.
+                .unwrap_or_else(|| "AWS_CLOUDHSM".into()),
+            connection_state: s
+                .connection_state()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_else(|| "UNKNOWN".into()),
+            connection_error_code: s.connection_error_code().map(|c| c.as_str().to_string()),
+            cloudhsm_cluster_id: s.cloud_hsm_cluster_id().map(str::to_string),
+            created_at: s.creation_date().and_then(to_utc),
+        })
+        .collect()
 }
 
 /// Everything about one key. `None` when DescribeKey itself failed (a gap says so).
@@ -283,77 +259,65 @@ async fn key_policy(
 }
 
 async fn grants(ctx: &RegionCtx<'_>, client: &Client, key_id: &str, arn: &str) -> Vec<Grant> {
-    let mut grants = Vec::new();
-    let mut pages = client
+    let pages = client
         .list_grants()
         .key_id(key_id)
         .into_paginator()
         .items()
         .send();
-    while let Some(item) = pages.next().await {
-        match item {
-            Ok(g) => grants.push(Grant {
-                grant_id: g.grant_id().unwrap_or_default().to_string(),
-                name: g.name().filter(|n| !n.is_empty()).map(str::to_string),
-                grantee_principal: g.grantee_principal().unwrap_or_default().to_string(),
-                retiring_principal: g.retiring_principal().map(str::to_string),
-                issuing_account: g.issuing_account().map(str::to_string),
-                operations: g
-                    .operations()
-                    .iter()
-                    .map(|o| o.as_str().to_string())
-                    .collect(),
-                constraints: g.constraints().map(|c| GrantConstraints {
-                    encryption_context_subset: c
-                        .encryption_context_subset()
-                        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-                    encryption_context_equals: c
-                        .encryption_context_equals()
-                        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-                }),
-                created_at: g.creation_date().and_then(to_utc),
-            }),
-            Err(e) => {
-                ctx.gap(
-                    SERVICE,
-                    "ListGrants",
-                    EvidenceKind::KmsGrants,
-                    Some(arn),
-                    ApiFailure::from_sdk(&e),
-                );
-                break;
-            }
-        }
-    }
+    let grants = ctx
+        .drain(
+            pages,
+            SERVICE,
+            "ListGrants",
+            EvidenceKind::KmsGrants,
+            Some(arn),
+        )
+        .await;
     grants
+        .iter()
+        .map(|g| Grant {
+            grant_id: g.grant_id().unwrap_or_default().to_string(),
+            name: g.name().filter(|n| !n.is_empty()).map(str::to_string),
+            grantee_principal: g.grantee_principal().unwrap_or_default().to_string(),
+            retiring_principal: g.retiring_principal().map(str::to_string),
+            issuing_account: g.issuing_account().map(str::to_string),
+            operations: g
+                .operations()
+                .iter()
+                .map(|o| o.as_str().to_string())
+                .collect(),
+            constraints: g.constraints().map(|c| GrantConstraints {
+                encryption_context_subset: c
+                    .encryption_context_subset()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                encryption_context_equals: c
+                    .encryption_context_equals()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            }),
+            created_at: g.creation_date().and_then(to_utc),
+        })
+        .collect()
 }
 
 async fn tags(ctx: &RegionCtx<'_>, client: &Client, key_id: &str, arn: &str) -> Tags {
-    let mut tags = BTreeMap::new();
-    let mut pages = client
+    let pages = client
         .list_resource_tags()
         .key_id(key_id)
         .into_paginator()
         .items()
         .send();
-    while let Some(item) = pages.next().await {
-        match item {
-            Ok(t) => {
-                tags.insert(t.tag_key().to_string(), t.tag_value().to_string());
-            }
-            Err(e) => {
-                ctx.gap(
-                    SERVICE,
-                    "ListResourceTags",
-                    EvidenceKind::KmsTags,
-                    Some(arn),
-                    ApiFailure::from_sdk(&e),
-                );
-                break;
-            }
-        }
-    }
-    tags
+    ctx.drain(
+        pages,
+        SERVICE,
+        "ListResourceTags",
+        EvidenceKind::KmsTags,
+        Some(arn),
+    )
+    .await
+    .into_iter()
+    .map(|t| (t.tag_key, t.tag_value))
+    .collect()
 }
 
 /// Rotation status, period, next date and history. A key that is not enabled may be refused
@@ -384,41 +348,34 @@ async fn rotation(
             return None;
         }
     };
-    let mut history = Vec::new();
-    let mut pages = client
+    let pages = client
         .list_key_rotations()
         .key_id(key_id)
         .into_paginator()
         .items()
         .send();
-    while let Some(item) = pages.next().await {
-        match item {
-            Ok(r) => {
-                if let Some(at) = r.rotation_date().and_then(to_utc) {
-                    history.push(RotationEvent {
-                        rotated_at: at,
-                        rotation_type: r
-                            .rotation_type()
-                            .map(|t| t.as_str().to_string())
-                            .unwrap_or_else(|| "UNKNOWN".into()),
-                    });
-                }
-            }
-            Err(e) => {
-                let failure = ApiFailure::from_sdk(&e);
-                if !failure.is_unsupported_for_resource() {
-                    ctx.gap(
-                        SERVICE,
-                        "ListKeyRotations",
-                        EvidenceKind::KmsRotation,
-                        Some(arn),
-                        failure,
-                    );
-                }
-                break;
-            }
-        }
+    let (rotations, failure) = drain(pages).await;
+    if let Some(failure) = failure.filter(|f| !f.is_unsupported_for_resource()) {
+        ctx.gap(
+            SERVICE,
+            "ListKeyRotations",
+            EvidenceKind::KmsRotation,
+            Some(arn),
+            failure,
+        );
     }
+    let mut history: Vec<RotationEvent> = rotations
+        .iter()
+        .filter_map(|r| {
+            Some(RotationEvent {
+                rotated_at: r.rotation_date().and_then(to_utc)?,
+                rotation_type: r
+                    .rotation_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_else(|| "UNKNOWN".into()),
+            })
+        })
+        .collect();
     history.sort_by_key(|r| r.rotated_at);
     Some(Rotation {
         enabled: status.key_rotation_enabled(),

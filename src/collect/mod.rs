@@ -31,6 +31,9 @@ use crate::snapshot::{
     AccountEvidence, AccountRef, EvidenceKind, Gap, RegionEvidence, SCHEMA_VERSION, Scope,
     Snapshot, SnapshotSource, ToolInfo,
 };
+use aws_smithy_async::future::pagination_stream::PaginationStream;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::sync::Mutex;
@@ -157,10 +160,49 @@ impl<'a> RegionCtx<'a> {
         }
     }
 
+    /// Every item of a paginated listing. A failed page is recorded as a gap and ends the
+    /// listing; the items read before it are kept.
+    pub async fn drain<T, E, R>(
+        &self,
+        pages: PaginationStream<Result<T, SdkError<E, R>>>,
+        service: &str,
+        api: &str,
+        evidence: EvidenceKind,
+        resource_arn: Option<&str>,
+    ) -> Vec<T>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let (items, failure) = drain(pages).await;
+        if let Some(failure) = failure {
+            self.gap(service, api, evidence, resource_arn, failure);
+        }
+        items
+    }
+
     /// The gaps recorded so far.
     pub fn into_gaps(self) -> Vec<Gap> {
         self.gaps.into_inner().unwrap_or_default()
     }
+}
+
+/// Every item of a paginated listing up to the first failed page, and that failure.
+pub async fn drain<T, E, R>(
+    mut pages: PaginationStream<Result<T, SdkError<E, R>>>,
+) -> (Vec<T>, Option<ApiFailure>)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let mut items = Vec::new();
+    while let Some(item) = pages.next().await {
+        match item {
+            Ok(i) => items.push(i),
+            Err(e) => return (items, Some(ApiFailure::from_sdk(&e))),
+        }
+    }
+    (items, None)
 }
 
 /// Collects every account × region of `plan` and assembles the snapshot.

@@ -356,12 +356,8 @@ fn assume_failure(err: &aws_credential_types::provider::error::CredentialsError)
         aws_sdk_sts::operation::assume_role::AssumeRoleError,
         aws_smithy_runtime_api::client::orchestrator::HttpResponse,
     >;
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(sts) = e.downcast_ref::<AssumeRoleSdkError>() {
-            return ApiFailure::from_sdk(sts);
-        }
-        current = e.source();
+    if let Some(sts) = crate::collect::failure::find_source::<AssumeRoleSdkError>(err) {
+        return ApiFailure::from_sdk(sts);
     }
     ApiFailure::new(
         "AssumeRoleFailed",

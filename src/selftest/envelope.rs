@@ -97,6 +97,12 @@ fn advice(step: &str, failure: &ApiFailure) -> String {
     }
 }
 
+/// The result for a key that was not put through the round trip (failed known-answer tests,
+/// over `--max-keys`).
+pub fn not_run(t: &Target, result: &str, step: &str, message: &str) -> KeySelfTest {
+    Outcome::new(t).failed(step, result, None, message.to_string())
+}
+
 /// A result under construction.
 struct Outcome(KeySelfTest);
 

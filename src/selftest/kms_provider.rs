@@ -118,6 +118,10 @@ pub struct KmsProviderFactory {
 }
 
 impl ProviderFactory for KmsProviderFactory {
+    fn name(&self) -> &'static str {
+        "aws-kms"
+    }
+
     fn provider(&self, account_id: &str, region: &str) -> Arc<dyn KeyProvider> {
         let sdk = self.sessions.config_for(account_id);
         let client = aws_sdk_kms::Client::from_conf(

@@ -110,11 +110,10 @@ pub async fn run(
         }
     }
 
-    let mut provider_name = "aws-kms";
     let results: Vec<KeySelfTest> = if !kat.passed {
         targets
             .iter()
-            .map(|t| not_run(t, "ERROR", "KnownAnswerTest", &format!(
+            .map(|t| envelope::not_run(t, "ERROR", "KnownAnswerTest", &format!(
                 "the AES-256-GCM known-answer tests failed ({}); nothing was encrypted with a primitive that does not give the known answers",
                 kat.failures.join("; ")
             )))
@@ -129,11 +128,8 @@ pub async fn run(
             .buffered(options.concurrency.max(1))
             .collect()
             .await;
-        if let Some(t) = targets.first() {
-            provider_name = providers.provider(&t.account_id, &t.region).name();
-        }
         let skipped = targets.iter().skip(limit).map(|t| {
-            not_run(
+            envelope::not_run(
                 t,
                 "NOT_TESTED",
                 "MaxKeys",
@@ -158,7 +154,7 @@ pub async fn run(
         })
         .collect();
     let selftest = SelfTest {
-        provider: provider_name.to_string(),
+        provider: providers.name().to_string(),
         run_id: options.run_id.clone(),
         started_at,
         completed_at: Utc::now(),
@@ -166,26 +162,6 @@ pub async fn run(
         keys: results,
     };
     (selftest, gaps)
-}
-
-fn not_run(t: &envelope::Target, result: &str, step: &str, message: &str) -> KeySelfTest {
-    KeySelfTest {
-        account_id: t.account_id.clone(),
-        region: t.region.clone(),
-        key_arn: t.key_arn.clone(),
-        key_spec: t.key_spec.clone(),
-        result: result.into(),
-        failed_step: Some(step.into()),
-        error_code: None,
-        message: message.into(),
-        generate_ms: None,
-        decrypt_ms: None,
-        data_key_spec: "AES_256".into(),
-        local_cipher: "AES-256-GCM".into(),
-        tampered_tag_rejected: None,
-        wrong_context_rejected: None,
-        wrong_key_rejected: None,
-    }
 }
 
 /// Adds the self-test to a snapshot: its section, and its gaps.

@@ -53,5 +53,7 @@ pub trait KeyProvider: Send + Sync {
 
 /// A provider per account and region.
 pub trait ProviderFactory: Send + Sync {
+    /// The providers' name (`aws-kms`, `simulated`), as recorded in the snapshot.
+    fn name(&self) -> &'static str;
     fn provider(&self, account_id: &str, region: &str) -> Arc<dyn KeyProvider>;
 }

@@ -214,6 +214,10 @@ impl KeyProvider for Simulated {
 pub struct SimulatedFactory(pub Arc<Simulated>);
 
 impl ProviderFactory for SimulatedFactory {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
     fn provider(&self, _account_id: &str, _region: &str) -> Arc<dyn KeyProvider> {
         self.0.clone()
     }
