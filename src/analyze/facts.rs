@@ -9,7 +9,9 @@
 
 use super::policy::{account_of, analyze_policy};
 use crate::config::Config;
-use crate::snapshot::{EncryptedResource, KmsKey, RegionEvidence, Snapshot};
+use crate::snapshot::{
+    EncryptedResource, KmsEvent, KmsEventSummary, KmsKey, RegionEvidence, Snapshot,
+};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -420,7 +422,9 @@ fn key_view(
         json!(last_change.map(|t| days_between(t, now))),
     );
 
-    let policy = analyze_policy(key.policy.as_deref(), account);
+    insert_lifecycle_facts(&mut m, key, reg, now, config);
+
+    let policy = analyze_policy(key.policy.as_deref(), account, &key.arn);
     let mut external: BTreeSet<String> = policy.external_accounts.iter().cloned().collect();
     for g in &key.grants {
         if let Some(a) = account_of(&g.grantee_principal).filter(|a| a != account) {
@@ -460,6 +464,134 @@ fn key_view(
         serde_json::to_value(store).unwrap_or(Value::Null),
     );
     Value::Object(m)
+}
+
+/// Facts about the key's lifecycle: tags, DR replicas, deletion, material age, and the changes
+/// CloudTrail saw. Event-derived facts are `null` when the events were not collected, or when
+/// the event summary is truncated and the answer could hide in what was left out.
+fn insert_lifecycle_facts(
+    m: &mut Map<String, Value>,
+    key: &KmsKey,
+    reg: &RegionEvidence,
+    now: DateTime<Utc>,
+    config: &Config,
+) {
+    let params = &config.parameters;
+    let tag = |name: &str| {
+        key.tags
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let missing: Vec<&String> = params
+        .required_key_tags
+        .iter()
+        .filter(|t| tag(t).is_none())
+        .collect();
+    m.insert("missing_tags".into(), json!(missing));
+    m.insert("service".into(), json!(tag(&config.tags.service_key)));
+    let replica_regions: BTreeSet<&str> = key
+        .multi_region
+        .iter()
+        .flat_map(|mr| mr.replica_arns.iter())
+        .filter_map(|arn| arn.split(':').nth(3))
+        .collect();
+    m.insert("replica_regions".into(), json!(replica_regions));
+    m.insert(
+        "days_until_deletion".into(),
+        json!(key.deletion_date.map(|d| days_between(now, d))),
+    );
+
+    let summary = reg.kms_events.as_ref();
+    let complete = summary.is_some_and(|s| s.notable_omitted == 0);
+    // Successful events about this key (the summary names a key by ARN or id).
+    let events: Vec<&KmsEvent> = summary
+        .map(|s| {
+            s.notable
+                .iter()
+                .filter(|e| e.error_code.is_none())
+                .filter(|e| {
+                    e.key_arn.as_deref().is_some_and(|a| {
+                        a == key.arn || a == key.key_id || a.ends_with(&format!("/{}", key.key_id))
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let named = |names: &[&str]| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| names.contains(&e.event_name.as_str()))
+            .map(|e| {
+                json!({
+                    "event_id": e.event_id,
+                    "event_time": e.event_time,
+                    "event_name": e.event_name,
+                    "principal_arn": e.principal_arn,
+                    "source_ip": e.source_ip,
+                })
+            })
+            .collect()
+    };
+    // A change found is a fact; "no change" is one only if the summary lists every change.
+    let changes = |names: &[&str]| {
+        let found = named(names);
+        if summary.is_none() || (found.is_empty() && !complete) {
+            Value::Null
+        } else {
+            Value::Array(found)
+        }
+    };
+    m.insert("policy_changes".into(), changes(&["PutKeyPolicy"]));
+    m.insert(
+        "alias_changes".into(),
+        changes(&["CreateAlias", "UpdateAlias", "DeleteAlias"]),
+    );
+    let latest = |name: &str| {
+        events
+            .iter()
+            .filter(|e| e.event_name == name)
+            .map(|e| e.event_time)
+            .max()
+    };
+
+    // The waiting period chosen when the deletion was scheduled.
+    let window = key
+        .deletion_date
+        .zip(latest("ScheduleKeyDeletion"))
+        .map(|(d, t)| {
+            let hours = (d - t).num_hours();
+            (hours + 12) / 24
+        });
+    m.insert("deletion_window_days".into(), json!(window));
+
+    // How old the key material is, from creation, rotations and imports. Certain for keys whose
+    // material cannot change in place (CloudHSM); for imported material only when the event
+    // window reaches back a whole cryptoperiod; otherwise only when it is young enough anyway.
+    let last_import = latest("ImportKeyMaterial");
+    m.insert("last_material_import".into(), json!(last_import));
+    let mut age = days_between(key.created_at, now);
+    if let Some(t) = key
+        .rotation
+        .as_ref()
+        .and_then(|r| r.history.iter().map(|h| h.rotated_at).max())
+    {
+        age = age.min(days_between(t, now));
+    }
+    if let Some(t) = last_import {
+        age = age.min(days_between(t, now));
+    }
+    let cryptoperiod = params.cryptoperiod_days;
+    let window_covers =
+        complete && summary.is_some_and(|s| days_between(s.window_start, now) >= cryptoperiod);
+    let certain = age <= cryptoperiod
+        || match key.origin.as_str() {
+            "AWS_CLOUDHSM" => true,
+            "EXTERNAL" => window_covers,
+            "AWS_KMS" => key.rotation.is_some(),
+            _ => false,
+        };
+    m.insert("material_age_days".into(), json!(certain.then_some(age)));
 }
 
 fn resource_view(
@@ -538,5 +670,43 @@ fn region_view(snapshot: &Snapshot, account_index: usize, reg: &RegionEvidence) 
         "key_count": reg.kms_keys.len(),
         "resource_count": reg.resources.len(),
         "kms_events": reg.kms_events,
+        "kms_activity": reg.kms_events.as_ref().map(kms_activity),
+    })
+}
+
+/// The review summary of a region's KMS events: what an auditor checks was looked at.
+fn kms_activity(s: &KmsEventSummary) -> Value {
+    let count = |names: &[&str]| -> u64 {
+        names
+            .iter()
+            .map(|n| s.by_event_name.get(*n).copied().unwrap_or(0))
+            .sum()
+    };
+    let access_denied: u64 = s
+        .errors_by_code
+        .iter()
+        .filter(|(code, _)| code.contains("AccessDenied") || code.contains("Unauthorized"))
+        .map(|(_, n)| n)
+        .sum();
+    json!({
+        "window_start": s.window_start,
+        "window_end": s.window_end,
+        "total_events": s.total_events,
+        "failed_calls": s.errors_by_code.values().sum::<u64>(),
+        "access_denied": access_denied,
+        "errors_by_code": s.errors_by_code,
+        "disable_or_delete_attempts": count(&[
+            "DisableKey",
+            "ScheduleKeyDeletion",
+            "DeleteImportedKeyMaterial",
+            "DisableKeyRotation",
+            "DeleteAlias",
+            "DisconnectCustomKeyStore",
+            "DeleteCustomKeyStore",
+        ]),
+        "policy_changes": count(&["PutKeyPolicy"]),
+        "grant_changes": count(&["CreateGrant", "RevokeGrant", "RetireGrant"]),
+        "notable_events_listed": s.notable.len(),
+        "notable_events_omitted": s.notable_omitted,
     })
 }
