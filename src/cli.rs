@@ -134,6 +134,8 @@ enum ControlsAction {
     List,
     /// Everything about one control: what it checks, the requirements, the expression, the fix.
     Show { id: String },
+    /// The whole catalog as Markdown (what docs/controls.md holds).
+    Doc,
 }
 
 #[derive(Debug, Args)]
@@ -363,6 +365,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     };
                     print_control(c)?;
                 }
+                ControlsAction::Doc => {
+                    std::io::stdout()
+                        .lock()
+                        .write_all(crate::rules::catalog::markdown(&set).as_bytes())?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -461,9 +468,14 @@ fn collect_to(
     }
     eprintln!("wrote {} (sha256 {sha})", out.display());
     for gap in snapshot.gaps.iter().take(20) {
+        // The error code comes from AWS: no control characters reach the terminal.
         eprintln!(
             "gap: {} {} {}:{} {}",
-            gap.account_id, gap.region, gap.service, gap.api, gap.error_code
+            gap.account_id,
+            gap.region,
+            gap.service,
+            gap.api,
+            term_safe(&gap.error_code)
         );
     }
     if snapshot.gaps.len() > 20 {
@@ -726,8 +738,16 @@ fn print_control(c: &crate::rules::Control) -> Result<()> {
     if let Some(w) = &d.where_ {
         writeln!(out, "where: {}", w.trim())?;
     }
+    if let Some(r) = &d.review {
+        writeln!(out, "review (MANUAL when true): {}", r.trim())?;
+    }
     if let Some(ch) = &d.check {
         writeln!(out, "check: {}", ch.trim())?;
+    } else if !d.evidence.is_empty() {
+        writeln!(
+            out,
+            "verdict: MANUAL review of the evidence (ERROR when it is missing)"
+        )?;
     }
     if !d.evidence.is_empty() {
         writeln!(out, "evidence: {}", d.evidence.join(", "))?;

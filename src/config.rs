@@ -44,6 +44,20 @@ pub struct Parameters {
     /// Key specs accepted as strong cryptography. Default: AES-256 (SYMMETRIC_DEFAULT), RSA
     /// 2048+, NIST P-256+ curves, HMAC 256+.
     pub strong_key_specs: Vec<String>,
+    /// Shortest acceptable waiting period when a key is scheduled for deletion. Default 7
+    /// (the KMS minimum).
+    pub deletion_window_min_days: i64,
+    /// Longest acceptable waiting period. Default 30 (the KMS maximum).
+    pub deletion_window_max_days: i64,
+    /// Tags every customer managed key must carry. Default `Environment`, `Service`,
+    /// `PCIScope`.
+    pub required_key_tags: Vec<String>,
+    /// Values of the `Service` tag (see `tags.service_key`) whose keys need a replica in
+    /// `dr_region`. Default: none.
+    pub critical_services: Vec<String>,
+    /// The disaster-recovery region critical keys are replicated to. Default: none (the DR
+    /// control is then not applicable).
+    pub dr_region: String,
 }
 
 impl Default for Parameters {
@@ -66,6 +80,13 @@ impl Default for Parameters {
             ]
             .map(String::from)
             .to_vec(),
+            deletion_window_min_days: 7,
+            deletion_window_max_days: 30,
+            required_key_tags: ["Environment", "Service", "PCIScope"]
+                .map(String::from)
+                .to_vec(),
+            critical_services: Vec::new(),
+            dr_region: String::new(),
         }
     }
 }
@@ -83,6 +104,8 @@ pub struct TagConventions {
     pub cde_key: String,
     /// Values of that tag meaning "in the cardholder data environment". Default `cde`.
     pub cde_values: Vec<String>,
+    /// Tag key naming the service a key or resource belongs to. Default `Service`.
+    pub service_key: String,
 }
 
 impl Default for TagConventions {
@@ -92,6 +115,7 @@ impl Default for TagConventions {
             production_values: vec!["production".into(), "prod".into()],
             cde_key: "PCIScope".into(),
             cde_values: vec!["cde".into()],
+            service_key: "Service".into(),
         }
     }
 }
@@ -119,6 +143,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 path: origin.to_string(),
                 message: "parameters.cryptoperiod_days must be a positive number of days".into(),
+            });
+        }
+        let p = &config.parameters;
+        if p.deletion_window_min_days > p.deletion_window_max_days {
+            return Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                message:
+                    "parameters.deletion_window_min_days is larger than deletion_window_max_days"
+                        .into(),
             });
         }
         Ok(config)

@@ -100,7 +100,13 @@ pub struct ControlDef {
     /// CEL: which subjects the control applies to (others are NOT_APPLICABLE). Default: all.
     #[serde(rename = "where", default)]
     pub where_: Option<String>,
-    /// CEL: true means PASS. Absent only for `attestation` controls (verdict MANUAL).
+    /// CEL: true means the subject needs a human review of its evidence (verdict MANUAL),
+    /// e.g. changes in the window that must be matched with change records. Evaluated before
+    /// `check`.
+    #[serde(default)]
+    pub review: Option<String>,
+    /// CEL: true means PASS. Absent for `attestation` controls (MANUAL) and for review-only
+    /// controls, whose verdict is MANUAL when their evidence is present and ERROR when not.
     #[serde(default)]
     pub check: Option<String>,
     /// Paths into the subject's view shown as evidence, e.g. `key.rotation.period_days`.
@@ -127,6 +133,7 @@ pub struct Control {
     /// The file it came from.
     pub source: String,
     pub where_program: Option<Arc<cel::Program>>,
+    pub review_program: Option<Arc<cel::Program>>,
     pub check_program: Option<Arc<cel::Program>>,
 }
 
@@ -277,11 +284,13 @@ impl ControlSet {
                     problem(msg);
                 }
                 let where_program = compile(def.where_.as_deref(), "where", &mut problem);
+                let review_program = compile(def.review.as_deref(), "review", &mut problem);
                 let check_program = compile(def.check.as_deref(), "check", &mut problem);
                 controls.push(Control {
                     def,
                     source: base.clone(),
                     where_program,
+                    review_program,
                     check_program,
                 });
             }
@@ -369,11 +378,19 @@ fn validate(def: &ControlDef) -> Vec<String> {
     }
     let manual = def.applies_to == ResourceType::Attestation;
     match (&def.check, manual) {
-        (None, false) => out.push("check is required (only attestation controls have none)".into()),
+        (None, false) if def.evidence.is_empty() => out.push(
+            "a control without `check` is a review of its evidence and must list `evidence`".into(),
+        ),
+        (None, false) if def.review.is_some() => {
+            out.push("`review` needs a `check` for the subjects that need no review".into())
+        }
         (Some(_), true) => {
             out.push("attestation controls are MANUAL and must not have a check expression".into())
         }
         _ => {}
+    }
+    if manual && (def.review.is_some() || def.where_.is_some()) {
+        out.push("attestation controls have no subject: no `where` or `review`".into());
     }
     let var = def.applies_to.variable();
     for path in &def.evidence {

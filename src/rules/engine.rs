@@ -240,33 +240,65 @@ fn judge(
             }
         }
     }
+    if let Some(program) = &control.review_program {
+        match run_bool(program, ctx) {
+            Ok(true) => {
+                finding.status = Status::Manual;
+                finding.detail =
+                    "needs review: match the changes in the evidence with approved change records"
+                        .into();
+                return finding;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                finding.detail = missing_or(
+                    &finding.evidence,
+                    &format!("could not decide whether a review is needed: {e}"),
+                );
+                return finding;
+            }
+        }
+    }
     let Some(program) = &control.check_program else {
-        finding.status = Status::Manual;
+        // A review-only control: MANUAL when its evidence is there to review, else ERROR.
+        if finding.evidence.iter().any(|item| item.value.is_null()) {
+            finding.detail = missing_or(&finding.evidence, "");
+        } else {
+            finding.status = Status::Manual;
+            finding.detail =
+                "needs review: an auditor confirms the evidence shown was reviewed".into();
+        }
         return finding;
     };
     match run_bool(program, ctx) {
         Ok(true) => finding.status = Status::Pass,
         Ok(false) => finding.status = Status::Fail,
         Err(e) => {
-            // Name the evidence that is missing (null) when there is some: that is what the
-            // reader can act on; the expression error is the fallback.
-            let missing: Vec<&str> = finding
-                .evidence
-                .iter()
-                .filter(|item| item.value.is_null())
-                .map(|item| item.field.as_str())
-                .collect();
-            finding.detail = if missing.is_empty() {
-                format!("the check could not be evaluated on this evidence: {e}")
-            } else {
-                format!(
-                    "evidence not in the snapshot: {} (not collected, or it belongs to a key or resource outside the collected scope)",
-                    missing.join(", ")
-                )
-            };
+            finding.detail = missing_or(
+                &finding.evidence,
+                &format!("the check could not be evaluated on this evidence: {e}"),
+            );
         }
     }
     finding
+}
+
+/// Names the evidence that is missing (null) when there is some: that is what the reader can
+/// act on; `fallback` (the expression error) otherwise.
+fn missing_or(evidence: &[EvidenceItem], fallback: &str) -> String {
+    let missing: Vec<&str> = evidence
+        .iter()
+        .filter(|item| item.value.is_null())
+        .map(|item| item.field.as_str())
+        .collect();
+    if missing.is_empty() {
+        fallback.to_string()
+    } else {
+        format!(
+            "evidence not in the snapshot: {} (not collected, or it belongs to a key or resource outside the collected scope)",
+            missing.join(", ")
+        )
+    }
 }
 
 fn run_bool(program: &cel::Program, ctx: &cel::Context) -> Result<bool, String> {

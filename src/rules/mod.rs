@@ -3,6 +3,7 @@
 //!
 //! Not for: I/O or AWS calls. The engine reads a snapshot and returns findings.
 
+pub mod catalog;
 mod cel_value;
 pub mod control;
 pub mod engine;

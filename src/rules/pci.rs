@@ -242,8 +242,16 @@ pub const V3_2_1: &[(&str, &str)] = &[
         "Use file-integrity monitoring or change-detection software on logs",
     ),
     (
+        "10.6",
+        "Review logs and security events for all system components",
+    ),
+    (
         "10.6.1",
         "Review security events and critical-component logs at least daily",
+    ),
+    (
+        "10.6.3",
+        "Follow up exceptions and anomalies identified during the review process",
     ),
     ("10.7", "Retain audit trail history for at least one year"),
     (

@@ -52,6 +52,9 @@
 //!    and AWS Config there were collected.
 //! 9. `GetKeyRotationStatus` for `alias/prod-secrets` was throttled (a gap scoped to that key,
 //!    whose `rotation` is therefore `None`).
+//! 10. `alias/prod-rds-cardholder`, in the CloudHSM key store, has never been re-keyed since it
+//!     was created in June 2024: AWS cannot rotate such keys, and nobody did it by hand (the
+//!     PAN tokenization key shows how it should be done).
 //!
 //! Things that follow from how AWS works rather than being faults: keys in a CloudHSM custom key
 //! store and asymmetric keys cannot rotate automatically, so their `rotation` is `None` (the PAN
