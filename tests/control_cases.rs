@@ -45,7 +45,7 @@ struct Case {
     /// `key: this` names the subject key).
     #[serde(default)]
     add_events: Vec<Value>,
-    /// TOML appended to the sample estate's keyproof.toml.
+    /// TOML merged into the sample estate's keyproof.toml, table by table.
     #[serde(default)]
     config: Option<String>,
     expect: String,
@@ -293,9 +293,15 @@ fn run_case(case: &Case, controls: &ControlSet) -> Result<(), String> {
     }
     let snapshot: Snapshot =
         serde_json::from_value(snap).map_err(|e| format!("snapshot no longer valid: {e}"))?;
-    let text = format!("{SAMPLE_CONFIG}\n{}", case.config.as_deref().unwrap_or(""));
-    let config = Config::parse(&text, "case").map_err(|e| e.to_string())?;
+    let config = case_config(case.config.as_deref())?;
     let findings = evaluate(&snapshot, controls, &config);
+    let (account, region) = located
+        .as_ref()
+        .map(|l| {
+            let a = &snapshot.accounts[l.account];
+            (a.account_id.clone(), a.regions[l.region].region.clone())
+        })
+        .unwrap_or_default();
     let resource_id = located
         .as_ref()
         .map(|l| l.resource_id.clone())
@@ -303,6 +309,7 @@ fn run_case(case: &Case, controls: &ControlSet) -> Result<(), String> {
     let found: Vec<_> = findings
         .iter()
         .filter(|f| f.control_id == case.control && f.resource_id == resource_id)
+        .filter(|f| located.is_none() || (f.account_id == account && f.region == region))
         .collect();
     let [finding] = found.as_slice() else {
         return Err(format!(
@@ -326,6 +333,29 @@ fn run_case(case: &Case, controls: &ControlSet) -> Result<(), String> {
         return Err(format!("detail `{}` lacks `{want}`", finding.detail));
     }
     Ok(())
+}
+
+/// The sample keyproof.toml with the case's TOML merged into it table by table.
+fn case_config(extra: Option<&str>) -> Result<Config, String> {
+    fn merge(base: &mut toml::Table, extra: toml::Table) {
+        for (k, v) in extra {
+            match (base.get_mut(&k), v) {
+                (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge(b, e),
+                (_, v) => {
+                    base.insert(k, v);
+                }
+            }
+        }
+    }
+    let mut base: toml::Table = toml::from_str(SAMPLE_CONFIG).map_err(|e| e.to_string())?;
+    if let Some(extra) = extra {
+        merge(
+            &mut base,
+            toml::from_str(extra).map_err(|e| format!("case config: {e}"))?,
+        );
+    }
+    let text = toml::to_string(&base).map_err(|e| e.to_string())?;
+    Config::parse(&text, "case").map_err(|e| e.to_string())
 }
 
 fn load_cases() -> Vec<(String, Case)> {
@@ -393,6 +423,9 @@ fn every_control_has_pass_fail_and_edge_cases() {
             vec![&["MANUAL"]]
         } else if c.def.check.is_none() {
             vec![&["MANUAL"], &["ERROR"]]
+        } else if c.def.review.is_some() {
+            // Where `review` is the negation of `check`, the verdict other than PASS is MANUAL.
+            vec![&["PASS"], &["FAIL", "MANUAL"], &["NOT_APPLICABLE", "ERROR"]]
         } else {
             vec![&["PASS"], &["FAIL"], &["NOT_APPLICABLE", "ERROR"]]
         };
