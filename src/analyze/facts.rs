@@ -172,6 +172,11 @@ fn classify(tags: &crate::snapshot::Tags, config: &Config) -> Classification {
             .iter()
             .any(|p| p.eq_ignore_ascii_case(e))
     });
+    // All spellings of production are one environment (`prod` and `production` are not two).
+    let environment = match (production, t.production_values.first()) {
+        (true, Some(canonical)) => Some(canonical.to_ascii_lowercase()),
+        _ => environment,
+    };
     let in_cde = tags
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(&t.cde_key))
@@ -298,9 +303,11 @@ pub fn build_subjects(snapshot: &Snapshot, config: &Config) -> Vec<Subject> {
             for (ci, cluster) in reg.cloudhsm_clusters.iter().enumerate() {
                 let mut m = to_object(cluster);
                 insert_common(&mut m, account, &reg.region);
+                // Only HSMs that serve requests count towards resilience.
                 let azs: BTreeSet<&str> = cluster
                     .hsms
                     .iter()
+                    .filter(|h| h.state == "ACTIVE")
                     .map(|h| h.availability_zone.as_str())
                     .collect();
                 m.insert("availability_zones".into(), json!(azs));
@@ -652,15 +659,34 @@ fn region_view(snapshot: &Snapshot, account_index: usize, reg: &RegionEvidence) 
                     "is_logging": t.is_logging,
                     "management_events": t.selectors.as_ref().map(|s| s.management_events),
                     "kms_events_included": t.selectors.as_ref().map(|s| s.kms_events_included),
+                    "management_read": t.selectors.as_ref().map(|s| s.management_read),
+                    "management_write": t.selectors.as_ref().map(|s| s.management_write),
                     "logs_kms_management_events": t.is_logging == Some(true)
-                        && t.selectors.as_ref().is_some_and(|s| s.management_events && s.management_write && s.kms_events_included),
+                        && t.selectors.as_ref().is_some_and(|s| {
+                            s.management_events
+                                && s.management_read
+                                && s.management_write
+                                && s.kms_events_included
+                        }),
                 }));
             }
         }
     }
-    let logged = covering
+    // Logged if a covering trail proves it; unknown (null, so ERROR) if none does but one
+    // could, because its status or selectors were not collected; else false.
+    let proven = covering
         .iter()
         .any(|t| t["logs_kms_management_events"] == json!(true));
+    let unknown = covering
+        .iter()
+        .any(|t| t["is_logging"].is_null() || t["management_events"].is_null());
+    let logged = if proven {
+        json!(true)
+    } else if unknown {
+        Value::Null
+    } else {
+        json!(false)
+    };
     json!({
         "account_id": acct.account_id,
         "region": reg.region,

@@ -282,12 +282,14 @@ const NEGATED_OPS: &[&str] = &[
 ];
 
 impl Condition {
+    /// Every value names something narrower than "anything": not empty, not only wildcards,
+    /// and not a network of every address (`0.0.0.0/0`, `::/0`).
     fn concrete_values(&self) -> bool {
         !self.values.is_empty()
-            && self
-                .values
-                .iter()
-                .all(|v| !v.trim().is_empty() && !v.chars().all(|c| c == '*' || c == '?'))
+            && self.values.iter().all(|v| {
+                let v = v.trim();
+                !v.is_empty() && !v.chars().all(|c| c == '*' || c == '?') && !v.ends_with("/0")
+            })
     }
 
     /// Limits an Allow to callers matching the values.
@@ -870,6 +872,7 @@ mod tests {
             r#"{"StringLike":{"aws:PrincipalArn":"*"}}"#,
             r#"{"StringEquals":{"kms:EncryptionContext:app":"x"}}"#,
             r#"{"ForAllValues:StringLike":{"aws:PrincipalOrgPaths":"o-1/r-1/*"}}"#,
+            r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","0.0.0.0/0"]}}"#,
         ] {
             let a = analyze(&format!(
                 r#"{{"Sid":"W","Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*","Condition":{cond}}}"#
