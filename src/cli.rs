@@ -50,6 +50,8 @@ enum Command {
         eval: EvalArgs,
         #[command(flatten)]
         render: RenderArgs,
+        #[command(flatten)]
+        seal: SealArgs,
     },
     /// Evaluate a snapshot and print the results by requirement and the failed findings.
     Evaluate {
@@ -94,6 +96,28 @@ enum Command {
         eval: EvalArgs,
         #[command(flatten)]
         render: RenderArgs,
+        #[command(flatten)]
+        seal: SealArgs,
+    },
+    /// Verify a sealed run directory: every file against manifest.json, the signature, and the
+    /// hash chain back through the earlier runs beside it. Exit 0 intact, 1 not, 2 cannot run.
+    Verify {
+        /// The run directory (holding manifest.json).
+        run_dir: PathBuf,
+        /// The signer's public key (PEM, from `keyproof keys init`).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Check files and chain only, not the signature (says so in the output).
+        #[arg(long, conflicts_with = "public_key")]
+        no_signature: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the Ed25519 key that signs run manifests.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Run the envelope-encryption self-test on a snapshot's keys and write the snapshot with
     /// its results (KMS GenerateDataKey/Decrypt; `--simulated` for the in-process provider).
@@ -126,6 +150,24 @@ enum Command {
         #[arg(long, global = true)]
         controls: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Write a new key pair: DIR/signing.pem (private, mode 0600) and DIR/signing.pub.pem.
+    Init {
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+    },
+}
+
+/// How a run directory is sealed.
+#[derive(Debug, Args)]
+struct SealArgs {
+    /// Ed25519 private key (PEM) that signs the run's manifest.json; without one the manifest
+    /// is written unsigned.
+    #[arg(long, env = "KEYPROOF_SIGNING_KEY")]
+    sign_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,7 +282,12 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Demo { out, eval, render } => {
+        Command::Demo {
+            out,
+            eval,
+            render,
+            seal,
+        } => {
             let path = out.join("snapshot.json");
             // The demo runs the same self-test code path as a live run, against the simulated
             // in-process key provider (the reports say so).
@@ -266,7 +313,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("wrote {}", config_path.display());
             }
             let loaded = read_snapshot(&path)?;
-            produce(&loaded, &path, &out, &eval, &render)
+            produce(&loaded, &path, &out, &eval, &render, Some(&seal))
         }
         Command::Report {
             snapshot,
@@ -278,7 +325,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let out = out.unwrap_or_else(|| {
                 Path::new("reports").join(loaded.sha256.get(..12).unwrap_or("snapshot"))
             });
-            produce(&loaded, &snapshot, &out, &eval, &render)
+            produce(&loaded, &snapshot, &out, &eval, &render, None)
         }
         Command::Evaluate { snapshot, eval } => {
             let loaded = read_snapshot(&snapshot)?;
@@ -317,6 +364,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             eval,
             render,
+            seal,
         } => {
             let started = Utc::now();
             let dir = out.unwrap_or_else(|| Path::new("reports").join(run_id(started)));
@@ -339,7 +387,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })?;
             }
             let loaded = read_snapshot(&path)?;
-            produce(&loaded, &path, &dir, &eval, &render)
+            produce(&loaded, &path, &dir, &eval, &render, Some(&seal))
+        }
+        Command::Verify {
+            run_dir,
+            public_key,
+            no_signature,
+            json,
+        } => verify_run(&run_dir, public_key.as_deref(), no_signature, json),
+        Command::Keys {
+            action: KeysAction::Init { dir },
+        } => {
+            let (private, public) = crate::bundle::init_keys(&dir)?;
+            let key = crate::bundle::load_signing_key(&private)?;
+            eprintln!(
+                "wrote {} (private, mode 0600: keep it secret)",
+                private.display()
+            );
+            eprintln!(
+                "wrote {} (public: give it to the auditor)",
+                public.display()
+            );
+            println!("public key sha256 {}", key.fingerprint());
+            Ok(ExitCode::SUCCESS)
         }
         Command::IamPolicy { selftest } => {
             print!(
@@ -594,6 +664,7 @@ fn produce(
     out: &Path,
     eval: &EvalArgs,
     render: &RenderArgs,
+    seal: Option<&SealArgs>,
 ) -> Result<ExitCode> {
     let (controls, config) = load_rules(eval, snapshot_path)?;
     let findings = evaluate(&loaded.snapshot, &controls, &config);
@@ -609,12 +680,157 @@ fn produce(
     for p in &written {
         eprintln!("wrote {}", p.display());
     }
+    if let Some(seal) = seal {
+        seal_run(out, loaded, &controls, &config, eval.framework, seal)?;
+    }
     let t = &report.totals;
     println!(
         "snapshot {}: {} FAIL, {} ERROR, {} MANUAL, {} PASS, {} NOT_APPLICABLE",
         loaded.sha256, t.fail, t.error, t.manual, t.pass, t.not_applicable
     );
     Ok(gate(&findings, &controls, eval.fail_on))
+}
+
+/// Writes the run directory's manifest.json (signed when a key is given), chained to the run
+/// before it.
+fn seal_run(
+    dir: &Path,
+    loaded: &LoadedSnapshot,
+    controls: &ControlSet,
+    config: &Config,
+    framework: Framework,
+    seal: &SealArgs,
+) -> Result<()> {
+    use sha2::Digest;
+    let signer = match &seal.sign_key {
+        Some(path) => Some(
+            crate::bundle::load_signing_key(path)
+                .context("could not load the signing key; `keyproof keys init` makes one")?,
+        ),
+        None => None,
+    };
+    let scope = &loaded.snapshot.scope;
+    let config_sha = hex::encode(sha2::Sha256::digest(config.canonical_json().as_bytes()));
+    let framework = framework.to_string();
+    let (manifest, sha) = crate::bundle::seal(
+        dir,
+        crate::bundle::SealInput {
+            snapshot_sha256: &loaded.sha256,
+            controls_digest: &controls.digest,
+            config_sha256: &config_sha,
+            framework: &framework,
+            scope: crate::bundle::ManifestScope {
+                accounts: scope
+                    .accounts
+                    .iter()
+                    .map(|a| a.account_id.clone())
+                    .collect(),
+                regions: scope.regions.clone(),
+            },
+            sealed_at: Utc::now(),
+            signer: signer.as_ref(),
+        },
+    )
+    .with_context(|| format!("could not seal {}", dir.display()))?;
+    let manifest_path = dir.join(crate::bundle::MANIFEST);
+    match &signer {
+        Some(s) => eprintln!(
+            "wrote {} (sha256 {sha}, {} files, signed by key {})",
+            manifest_path.display(),
+            manifest.files.len(),
+            s.fingerprint()
+        ),
+        None => eprintln!(
+            "wrote {} (sha256 {sha}, {} files, UNSIGNED: pass --sign-key, see `keyproof keys init`)",
+            manifest_path.display(),
+            manifest.files.len()
+        ),
+    }
+    if let Some(prev) = &manifest.previous {
+        eprintln!(
+            "chained to run {} (manifest sha256 {})",
+            term_safe(&prev.run_id),
+            prev.manifest_sha256
+        );
+    }
+    Ok(())
+}
+
+/// `keyproof verify`: prints what is intact and what is not; exit 1 on any failure.
+fn verify_run(
+    dir: &Path,
+    public_key: Option<&Path>,
+    no_signature: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    use crate::bundle::{LinkStatus, SignatureStatus};
+    let key = match public_key {
+        Some(p) => Some(crate::bundle::load_public_key(p)?),
+        None if no_signature => None,
+        None => bail!(
+            "give the signer's public key with --public-key FILE, or --no-signature to check files and chain only"
+        ),
+    };
+    let v = crate::bundle::verify(dir, key.as_ref());
+    let ok = v.intact() && (no_signature || v.signature == SignatureStatus::Valid);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    if let Some(e) = &v.error {
+        writeln!(out, "NOT VERIFIED: {}", term_safe(e))?;
+        return Ok(ExitCode::from(1));
+    }
+    writeln!(
+        out,
+        "run {} manifest sha256 {}",
+        term_safe(&v.run_id),
+        v.manifest_sha256
+    )?;
+    for (what, list) in [
+        ("altered", &v.altered),
+        ("missing", &v.missing),
+        ("extra", &v.extra),
+    ] {
+        for f in list {
+            writeln!(out, "  {what}: {}", term_safe(f))?;
+        }
+    }
+    if v.altered.is_empty() && v.missing.is_empty() && v.extra.is_empty() {
+        writeln!(out, "  files: all match the manifest")?;
+    }
+    let signer = v.signer_public_key_sha256.as_deref().unwrap_or("none");
+    match &v.signature {
+        SignatureStatus::Valid => writeln!(out, "  signature: valid (key sha256 {signer})")?,
+        SignatureStatus::NotChecked => writeln!(out, "  signature: NOT checked (--no-signature)")?,
+        SignatureStatus::Invalid(d) | SignatureStatus::Unsigned(d) => {
+            writeln!(out, "  signature: INVALID: {d}")?
+        }
+    }
+    for link in &v.chain {
+        let (a, b) = (term_safe(&link.run_id), term_safe(&link.previous_run_id));
+        match &link.status {
+            LinkStatus::Intact => writeln!(out, "  chain: {a} -> {b} intact")?,
+            LinkStatus::NotPresent => {
+                writeln!(out, "  chain: {a} -> {b}: {b} is not here; the chain ends")?
+            }
+            LinkStatus::Broken(d) => writeln!(out, "  chain: {a} -> {b} BROKEN: {}", term_safe(d))?,
+            LinkStatus::PredecessorAltered(d) => {
+                writeln!(out, "  chain: {a} -> {b}: {b} ALTERED: {}", term_safe(d))?
+            }
+        }
+    }
+    writeln!(out, "{}", if ok { "VERIFIED" } else { "NOT VERIFIED" })?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Exit 1 when a FAIL or ERROR at or above `fail_on` exists.

@@ -4,9 +4,11 @@
 //! Data flows one way, one module a stage:
 //! [`collect`] (AWS → snapshot) → [`snapshot`] (the evidence contract, hashed) →
 //! [`analyze`] (derived facts) → [`rules`] (controls as data → findings) →
-//! [`report`] (PDF, HTML, CSV, JSON). [`selftest`] proves keys work; [`cli`] drives it all.
+//! [`report`] (PDF, HTML, CSV, JSON) → [`bundle`] (signed, chained evidence). [`selftest`] proves
+//! keys work; [`cli`] drives it all.
 
 pub mod analyze;
+pub mod bundle;
 pub mod cli;
 pub mod collect;
 pub mod config;

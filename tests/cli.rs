@@ -314,3 +314,225 @@ fn iam_policies_are_printed_separately() {
     let parsed: serde_json::Value = serde_json::from_str(&selftest.stdout).expect("policy is JSON");
     assert_eq!(parsed["Version"], "2012-10-17");
 }
+
+/// Copies a directory tree (run directories are small).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Two signed monthly runs side by side, and the key pair that signed them.
+struct Runs {
+    dir: TestDir,
+}
+
+impl Runs {
+    fn new() -> Runs {
+        let dir = TestDir::new();
+        let keys = dir.path("keys");
+        keyproof(&["keys", "init", "--dir", keys.to_str().unwrap_or_default()]).assert_code(0);
+        let key = keys.join("signing.pem");
+        for month in ["2026-10", "2026-11"] {
+            let out = dir.path(&format!("runs/{month}"));
+            keyproof(&[
+                "demo",
+                "--out",
+                out.to_str().unwrap_or_default(),
+                "--format",
+                "json,csv",
+                "--sign-key",
+                key.to_str().unwrap_or_default(),
+            ])
+            .assert_code(0);
+        }
+        Runs { dir }
+    }
+
+    /// A fresh copy of both runs to tamper with.
+    fn copy(&self, name: &str) -> std::path::PathBuf {
+        let to = self.dir.path(name);
+        copy_tree(&self.dir.path("runs"), &to);
+        to
+    }
+
+    fn verify(&self, runs: &std::path::Path, run: &str) -> util::Output {
+        let key = self.dir.path("keys/signing.pub.pem");
+        keyproof(&[
+            "verify",
+            runs.join(run).to_str().unwrap_or_default(),
+            "--public-key",
+            key.to_str().unwrap_or_default(),
+        ])
+    }
+}
+
+#[test]
+fn keys_init_writes_a_private_key_for_the_owner_only_and_refuses_to_overwrite() {
+    let dir = TestDir::new();
+    let keys = dir.path("keys");
+    let k = keys.to_str().unwrap_or_default();
+    let out = keyproof(&["keys", "init", "--dir", k]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("public key sha256 "), "{}", out.stdout);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(keys.join("signing.pem"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = keyproof(&["keys", "init", "--dir", k]);
+    again.assert_code(2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+}
+
+#[test]
+fn verify_accepts_untouched_runs_and_names_every_kind_of_tampering() {
+    let runs = Runs::new();
+    let base = runs.dir.path("runs");
+    let ok = runs.verify(&base, "2026-11");
+    ok.assert_code(0);
+    assert!(ok.stdout.contains("signature: valid"), "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("chain: 2026-11 -> 2026-10 intact"),
+        "{}",
+        ok.stdout
+    );
+    assert!(ok.stdout.contains("VERIFIED"), "{}", ok.stdout);
+
+    // One byte of a report changed.
+    let t = runs.copy("byte");
+    let csv = t.join("2026-11/findings.csv");
+    let mut bytes = fs::read(&csv).expect("csv");
+    bytes[10] ^= 1;
+    fs::write(&csv, bytes).expect("write");
+    let out = runs.verify(&t, "2026-11");
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("altered: findings.csv"),
+        "{}",
+        out.stdout
+    );
+
+    // A file deleted, another added.
+    let t = runs.copy("files");
+    fs::remove_file(t.join("2026-11/findings.json")).expect("rm");
+    fs::write(t.join("2026-11/notes.txt"), "added later").expect("add");
+    let out = runs.verify(&t, "2026-11");
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("missing: findings.json"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("extra: notes.txt"), "{}", out.stdout);
+
+    // Another month's snapshot swapped in.
+    let t = runs.copy("swap");
+    fs::copy(
+        t.join("2026-10/snapshot.json"),
+        t.join("2026-11/snapshot.json"),
+    )
+    .expect("swap");
+    let out = runs.verify(&t, "2026-11");
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("altered: snapshot.json"),
+        "{}",
+        out.stdout
+    );
+
+    // The manifest edited to match the swapped file: the signature no longer matches.
+    let t = runs.copy("resign");
+    let manifest = t.join("2026-11/manifest.json");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    fs::write(
+        &manifest,
+        text.replacen("\"framework\"", "\"framework\" ", 1),
+    )
+    .expect("edit");
+    let out = runs.verify(&t, "2026-11");
+    out.assert_code(1);
+    assert!(out.stdout.contains("signature: INVALID"), "{}", out.stdout);
+
+    // The previous month's manifest changed: the chain link is broken.
+    let t = runs.copy("chain");
+    let prev = t.join("2026-10/manifest.json");
+    let text = fs::read_to_string(&prev).expect("manifest");
+    fs::write(&prev, format!("{text} ")).expect("edit");
+    let out = runs.verify(&t, "2026-11");
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("chain: 2026-11 -> 2026-10 BROKEN"),
+        "{}",
+        out.stdout
+    );
+
+    // The previous month's report changed under an intact manifest.
+    let t = runs.copy("prevfile");
+    fs::write(t.join("2026-10/findings.csv"), "nothing to see").expect("edit");
+    let out = runs.verify(&t, "2026-11");
+    out.assert_code(1);
+    assert!(
+        out.stdout
+            .contains("2026-10 ALTERED: altered: findings.csv"),
+        "{}",
+        out.stdout
+    );
+
+    // Another key does not verify the signature.
+    let other = runs.dir.path("other-keys");
+    keyproof(&["keys", "init", "--dir", other.to_str().unwrap_or_default()]).assert_code(0);
+    let out = keyproof(&[
+        "verify",
+        base.join("2026-11").to_str().unwrap_or_default(),
+        "--public-key",
+        other.join("signing.pub.pem").to_str().unwrap_or_default(),
+    ]);
+    out.assert_code(1);
+    assert!(out.stdout.contains("signature: INVALID"), "{}", out.stdout);
+}
+
+#[test]
+fn an_unsigned_run_does_not_verify_unless_the_signature_is_waived() {
+    let dir = TestDir::new();
+    let run = dir.path("run");
+    let r = run.to_str().unwrap_or_default();
+    let out = keyproof(&["demo", "--out", r, "--format", "json"]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("UNSIGNED"), "{}", out.stderr);
+    let keys = dir.path("keys");
+    keyproof(&["keys", "init", "--dir", keys.to_str().unwrap_or_default()]).assert_code(0);
+    let pubkey = keys.join("signing.pub.pem");
+    let out = keyproof(&[
+        "verify",
+        r,
+        "--public-key",
+        pubkey.to_str().unwrap_or_default(),
+    ]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("the manifest names no signer"),
+        "{}",
+        out.stdout
+    );
+    let out = keyproof(&["verify", r, "--no-signature"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("signature: NOT checked"),
+        "{}",
+        out.stdout
+    );
+    // No key and no waiver: the user is told what to pass.
+    keyproof(&["verify", r]).assert_code(2);
+}

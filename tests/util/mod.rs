@@ -85,6 +85,8 @@ pub fn keyproof_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     for var in AMBIENT_AWS {
         cmd.env_remove(var);
     }
+    // Nor does a signing key configured on the machine.
+    cmd.env_remove("KEYPROOF_SIGNING_KEY");
     let out = cmd
         .args(args)
         .envs(env.iter().copied())

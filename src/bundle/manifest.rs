@@ -1,0 +1,221 @@
+//! The manifest of a run directory and how a directory is sealed with it.
+
+use super::keys::SigningKeyFile;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::Signer;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The manifest's file name in a run directory.
+pub const MANIFEST: &str = "manifest.json";
+/// The detached signature's file name: raw 64-byte Ed25519 over the manifest's bytes.
+pub const SIGNATURE: &str = "manifest.sig";
+
+/// Everything the manifest says about a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format: u32,
+    /// `keyproof <version>`.
+    pub tool: String,
+    /// The run directory's name.
+    pub run_id: String,
+    pub sealed_at: DateTime<Utc>,
+    pub snapshot_sha256: String,
+    /// SHA-256 over the control files used (see `ControlSet::digest`).
+    pub controls_digest: String,
+    /// SHA-256 of the effective config (canonical JSON).
+    pub config_sha256: String,
+    pub framework: String,
+    pub scope: ManifestScope,
+    /// Every file of the directory except the manifest and its signature, by path.
+    pub files: Vec<FileEntry>,
+    /// The run this one follows: the hash chain across months.
+    pub previous: Option<PreviousRun>,
+    /// Who signed; `None` when the bundle is unsigned.
+    pub signer: Option<SignerInfo>,
+}
+
+/// The scope of the run, as the snapshot states it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestScope {
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+/// One file of the bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Relative to the run directory, `/`-separated.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The link to the run before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousRun {
+    pub run_id: String,
+    /// SHA-256 of that run's `manifest.json` bytes.
+    pub manifest_sha256: String,
+}
+
+/// The signing key, identified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerInfo {
+    /// `ed25519`.
+    pub algorithm: String,
+    /// SHA-256 of the public key's DER SubjectPublicKeyInfo, hex.
+    pub public_key_sha256: String,
+}
+
+/// Why a directory could not be sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot encode the manifest: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// What the caller knows about the run.
+pub struct SealInput<'a> {
+    pub snapshot_sha256: &'a str,
+    pub controls_digest: &'a str,
+    pub config_sha256: &'a str,
+    pub framework: &'a str,
+    pub scope: ManifestScope,
+    pub sealed_at: DateTime<Utc>,
+    pub signer: Option<&'a SigningKeyFile>,
+}
+
+/// Writes `manifest.json` (and `manifest.sig` when a signer is given) into `dir`, hashing every
+/// other file there and linking to the newest sealed sibling run sealed before this one.
+/// Returns the manifest and the SHA-256 of its bytes.
+pub fn seal(dir: &Path, input: SealInput<'_>) -> Result<(Manifest, String), SealError> {
+    // A stale signature from an earlier seal of the same directory must not survive.
+    let sig_path = dir.join(SIGNATURE);
+    if sig_path.exists() {
+        std::fs::remove_file(&sig_path).map_err(|source| SealError::Write {
+            path: sig_path.display().to_string(),
+            source,
+        })?;
+    }
+    let files = hash_files(dir)?;
+    let run_id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let previous = previous_run(dir, input.sealed_at);
+    let manifest = Manifest {
+        format: 1,
+        tool: format!("keyproof {}", env!("CARGO_PKG_VERSION")),
+        run_id,
+        sealed_at: input.sealed_at,
+        snapshot_sha256: input.snapshot_sha256.to_string(),
+        controls_digest: input.controls_digest.to_string(),
+        config_sha256: input.config_sha256.to_string(),
+        framework: input.framework.to_string(),
+        scope: input.scope,
+        files,
+        previous,
+        signer: input.signer.map(|s| SignerInfo {
+            algorithm: "ed25519".into(),
+            public_key_sha256: s.fingerprint(),
+        }),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&manifest)?;
+    bytes.push(b'\n');
+    let write = |path: PathBuf, data: &[u8]| {
+        crate::fsutil::write_atomic(&path, data).map_err(|source| SealError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    write(dir.join(MANIFEST), &bytes)?;
+    if let Some(signer) = input.signer {
+        let signature = signer.key.sign(&bytes);
+        write(sig_path, &signature.to_bytes())?;
+    }
+    Ok((manifest, hex::encode(Sha256::digest(&bytes))))
+}
+
+/// Every regular file under `dir` except the manifest and signature, sorted by path.
+pub(super) fn hash_files(dir: &Path) -> Result<Vec<FileEntry>, SealError> {
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<(), SealError> {
+    let read_err = |path: &Path, source| SealError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
+        let entry = entry.map_err(|e| read_err(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| read_err(&path, e))?;
+        if kind.is_dir() {
+            walk(root, &path, out)?;
+            continue;
+        }
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        if rel == MANIFEST || rel == SIGNATURE {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| read_err(&path, e))?;
+        out.push(FileEntry {
+            path: rel,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Reads `dir/manifest.json`: the manifest and the SHA-256 of its bytes.
+pub(super) fn read_manifest(dir: &Path) -> Option<(Manifest, String, Vec<u8>)> {
+    let bytes = std::fs::read(dir.join(MANIFEST)).ok()?;
+    let manifest = serde_json::from_slice(&bytes).ok()?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    Some((manifest, sha, bytes))
+}
+
+/// The newest sibling run (same parent directory) sealed before `before`.
+fn previous_run(dir: &Path, before: DateTime<Utc>) -> Option<PreviousRun> {
+    let parent = dir.parent()?;
+    let own = dir.file_name()?;
+    std::fs::read_dir(parent)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != own && e.path().is_dir())
+        .filter_map(|e| read_manifest(&e.path()))
+        .filter(|(m, _, _)| m.sealed_at < before)
+        .max_by(|a, b| a.0.sealed_at.cmp(&b.0.sealed_at))
+        .map(|(m, sha, _)| PreviousRun {
+            run_id: m.run_id,
+            manifest_sha256: sha,
+        })
+}
