@@ -71,6 +71,12 @@ enum Command {
         eval: EvalArgs,
         #[command(flatten)]
         render: RenderArgs,
+        /// Make the output directory a sealed run (a copy of the snapshot, manifest.json,
+        /// history), as `run` does, e.g. for a snapshot collected separately.
+        #[arg(long)]
+        seal: bool,
+        #[command(flatten)]
+        seal_args: SealArgs,
     },
     /// Collect a snapshot from AWS (read-only) and write it.
     Collect {
@@ -111,6 +117,29 @@ enum Command {
         #[arg(long, conflicts_with = "public_key")]
         no_signature: bool,
         /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the sealed runs in the history: date, scope, counts, failing requirements.
+    History {
+        /// The directory holding the run directories and history.sqlite.
+        #[arg(long, default_value = "reports")]
+        runs: PathBuf,
+        /// Re-create history.sqlite from the run directories (they are the truth).
+        #[arg(long)]
+        rebuild: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two runs [default: the last two]: newly failing first, then fixed, still failing
+    /// (for how many runs), new and vanished resources.
+    Diff {
+        /// The earlier run [default: the run before TO].
+        from: Option<String>,
+        /// The later run [default: the newest].
+        to: Option<String>,
+        #[arg(long, default_value = "reports")]
+        runs: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -320,12 +349,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             eval,
             render,
+            seal,
+            seal_args,
         } => {
             let loaded = read_snapshot(&snapshot)?;
             let out = out.unwrap_or_else(|| {
                 Path::new("reports").join(loaded.sha256.get(..12).unwrap_or("snapshot"))
             });
-            produce(&loaded, &snapshot, &out, &eval, &render, None)
+            let seal = seal || seal_args.sign_key.is_some();
+            if seal {
+                // A sealed run holds its own evidence: the snapshot (and config) beside the
+                // reports, byte for byte.
+                let name = snapshot
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("snapshot.json"));
+                let target = out.join(name);
+                if target != snapshot {
+                    std::fs::create_dir_all(&out)
+                        .with_context(|| format!("could not create {}", out.display()))?;
+                    std::fs::copy(&snapshot, &target).with_context(|| {
+                        format!("could not copy the snapshot to {}", target.display())
+                    })?;
+                }
+                if let Some(config) = &eval.config {
+                    let target = out.join("keyproof.toml");
+                    std::fs::copy(config, &target).with_context(|| {
+                        format!("could not copy the config to {}", target.display())
+                    })?;
+                }
+            }
+            produce(
+                &loaded,
+                &snapshot,
+                &out,
+                &eval,
+                &render,
+                seal.then_some(&seal_args),
+            )
         }
         Command::Evaluate { snapshot, eval } => {
             let loaded = read_snapshot(&snapshot)?;
@@ -395,6 +456,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
             no_signature,
             json,
         } => verify_run(&run_dir, public_key.as_deref(), no_signature, json),
+        Command::History {
+            runs,
+            rebuild,
+            json,
+        } => {
+            let mut history = crate::history::History::open(&runs)?;
+            if rebuild {
+                let rebuilt = history.rebuild(&runs)?;
+                eprintln!(
+                    "indexed {} run(s) from {}",
+                    rebuilt.indexed.len(),
+                    runs.display()
+                );
+                for (run, why) in rebuilt.skipped {
+                    eprintln!("skipped {}: {}", term_safe(&run), term_safe(&why));
+                }
+            }
+            let rows = history.runs()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print_history(&rows)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff {
+            from,
+            to,
+            runs,
+            json,
+        } => {
+            let history = crate::history::History::open(&runs)?;
+            let diff = history.diff(from.as_deref(), to.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&diff)?);
+            } else {
+                print_diff(&diff)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keys {
             action: KeysAction::Init { dir },
         } => {
@@ -752,6 +853,128 @@ fn seal_run(
             term_safe(&prev.run_id),
             prev.manifest_sha256
         );
+    }
+    // The history is an index of the sealed runs beside this one; failing to update it loses
+    // nothing (`keyproof history --rebuild` re-creates it), so it only warns.
+    let runs_dir = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match crate::history::History::open(&runs_dir).and_then(|mut h| h.index_run(dir)) {
+        Ok(()) => eprintln!(
+            "indexed in {}",
+            runs_dir.join(crate::history::DATABASE).display()
+        ),
+        Err(e) => eprintln!("warning: run not added to the history: {e}"),
+    }
+    Ok(())
+}
+
+fn print_history(rows: &[crate::history::RunRow]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<24} {:<17} {:>8} {:>7} {:>5} {:>5} {:>6} {:>5} {:>5}",
+        "RUN", "SEALED (UTC)", "ACCOUNTS", "REGIONS", "FAIL", "ERROR", "MANUAL", "PASS", "N/A"
+    )?;
+    for r in rows {
+        let n = |s: &str| r.counts.get(s).copied().unwrap_or(0);
+        writeln!(
+            out,
+            "{:<24} {:<17} {:>8} {:>7} {:>5} {:>5} {:>6} {:>5} {:>5}",
+            term_safe(&r.run_id),
+            r.sealed_at.format("%Y-%m-%d %H:%M"),
+            r.accounts.len(),
+            r.regions.len(),
+            n("FAIL"),
+            n("ERROR"),
+            n("MANUAL"),
+            n("PASS"),
+            n("NOT_APPLICABLE")
+        )?;
+        let mut reqs: Vec<(&String, &std::collections::BTreeMap<String, u64>)> =
+            r.by_requirement.iter().collect();
+        reqs.sort_by_key(|(id, _)| crate::rules::pci::requirement_sort_key(id));
+        let failing: Vec<String> = reqs
+            .iter()
+            .filter_map(|(id, c)| {
+                let (f, e) = (
+                    c.get("FAIL").copied().unwrap_or(0),
+                    c.get("ERROR").copied().unwrap_or(0),
+                );
+                (f + e > 0).then(|| format!("{id} {f}F/{e}E"))
+            })
+            .collect();
+        if !failing.is_empty() {
+            writeln!(out, "    failing: {}", failing.join(", "))?;
+        }
+    }
+    Ok(())
+}
+
+fn print_diff(d: &crate::history::Diff) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} -> {}", term_safe(&d.from), term_safe(&d.to))?;
+    let line = |i: &crate::history::DiffItem| {
+        format!(
+            "{:<6} {:<8} {:<34} {}/{}/{}",
+            i.status,
+            i.severity,
+            i.key.control_id,
+            term_safe(&i.key.account_id),
+            term_safe(&i.key.region),
+            term_safe(&i.key.resource_id)
+        )
+    };
+    writeln!(
+        out,
+        "
+newly failing ({}):",
+        d.newly_failing.len()
+    )?;
+    for i in &d.newly_failing {
+        writeln!(out, "  {}", line(i))?;
+    }
+    writeln!(
+        out,
+        "
+fixed ({}):",
+        d.fixed.len()
+    )?;
+    for i in &d.fixed {
+        writeln!(out, "  {}", line(i))?;
+    }
+    writeln!(
+        out,
+        "
+still failing ({}):",
+        d.still_failing.len()
+    )?;
+    for i in &d.still_failing {
+        writeln!(
+            out,
+            "  {}  (failing for {} runs)",
+            line(i),
+            i.consecutive_runs
+        )?;
+    }
+    writeln!(
+        out,
+        "
+new resources ({}):",
+        d.new_resources.len()
+    )?;
+    for r in &d.new_resources {
+        writeln!(out, "  {}", term_safe(r))?;
+    }
+    writeln!(
+        out,
+        "
+vanished resources ({}):",
+        d.vanished_resources.len()
+    )?;
+    for r in &d.vanished_resources {
+        writeln!(out, "  {}", term_safe(r))?;
     }
     Ok(())
 }

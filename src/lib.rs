@@ -13,6 +13,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod fsutil;
+pub mod history;
 pub mod report;
 pub mod rules;
 pub mod selftest;
