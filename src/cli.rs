@@ -769,7 +769,11 @@ fn produce(
 ) -> Result<ExitCode> {
     let (controls, config) = load_rules(eval, snapshot_path)?;
     let findings = evaluate(&loaded.snapshot, &controls, &config);
-    let report = build_report(loaded, &controls, &config, &findings, eval.framework);
+    let mut report = build_report(loaded, &controls, &config, &findings, eval.framework);
+    let sealed_at = Utc::now();
+    if seal.is_some() {
+        report.history = history_section(out, sealed_at, &findings, &controls);
+    }
     let mut formats = render.format.clone();
     formats.sort();
     formats.dedup();
@@ -782,7 +786,15 @@ fn produce(
         eprintln!("wrote {}", p.display());
     }
     if let Some(seal) = seal {
-        seal_run(out, loaded, &controls, &config, eval.framework, seal)?;
+        seal_run(
+            out,
+            loaded,
+            &controls,
+            &config,
+            eval.framework,
+            seal,
+            sealed_at,
+        )?;
     }
     let t = &report.totals;
     println!(
@@ -801,6 +813,7 @@ fn seal_run(
     config: &Config,
     framework: Framework,
     seal: &SealArgs,
+    sealed_at: DateTime<Utc>,
 ) -> Result<()> {
     use sha2::Digest;
     let signer = match &seal.sign_key {
@@ -828,7 +841,7 @@ fn seal_run(
                     .collect(),
                 regions: scope.regions.clone(),
             },
-            sealed_at: Utc::now(),
+            sealed_at,
             signer: signer.as_ref(),
         },
     )
@@ -856,10 +869,7 @@ fn seal_run(
     }
     // The history is an index of the sealed runs beside this one; failing to update it loses
     // nothing (`keyproof history --rebuild` re-creates it), so it only warns.
-    let runs_dir = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let runs_dir = runs_dir_of(dir);
     match crate::history::History::open(&runs_dir).and_then(|mut h| h.index_run(dir)) {
         Ok(()) => eprintln!(
             "indexed in {}",
@@ -977,6 +987,61 @@ vanished resources ({}):",
         writeln!(out, "  {}", term_safe(r))?;
     }
     Ok(())
+}
+
+/// The directory whose run directories and history a run directory belongs to.
+fn runs_dir_of(dir: &Path) -> PathBuf {
+    match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// What the report of the run in `dir` shows about the runs before it; `None` (with a warning
+/// when the history cannot be read) without earlier runs.
+fn history_section(
+    dir: &Path,
+    sealed_at: DateTime<Utc>,
+    findings: &[Finding],
+    controls: &ControlSet,
+) -> Option<crate::history::HistorySection> {
+    let current: crate::history::Findings = findings
+        .iter()
+        .map(|f| {
+            let def = controls.get(&f.control_id).map(|c| &c.def);
+            (
+                crate::history::FindingKey {
+                    control_id: f.control_id.clone(),
+                    account_id: f.account_id.clone(),
+                    region: f.region.clone(),
+                    resource_id: f.resource_id.clone(),
+                },
+                crate::history::RunFinding {
+                    status: f.status.as_str().to_string(),
+                    severity: def.map(|d| d.severity.to_string()).unwrap_or_default(),
+                    resource_type: f.resource_type.as_str().to_string(),
+                    requirements: def.map(|d| d.pci_dss_v4.clone()).unwrap_or_default(),
+                },
+            )
+        })
+        .collect();
+    let run_id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let runs_dir = runs_dir_of(dir);
+    if !runs_dir.join(crate::history::DATABASE).exists() {
+        return None;
+    }
+    match crate::history::History::open(&runs_dir)
+        .and_then(|h| h.section_for(&run_id, sealed_at, &current))
+    {
+        Ok(section) => section,
+        Err(e) => {
+            eprintln!("warning: the report has no history section: {e}");
+            None
+        }
+    }
 }
 
 /// `keyproof verify`: prints what is intact and what is not; exit 1 on any failure.

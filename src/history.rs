@@ -337,35 +337,104 @@ impl History {
             .map_err(&db)
     }
 
-    /// Findings of a run by identity: (status, severity, resource type).
-    fn findings(
-        &self,
-        run_id: &str,
-    ) -> Result<BTreeMap<FindingKey, (String, String, String)>, HistoryError> {
+    /// Findings of a run by identity.
+    fn findings(&self, run_id: &str) -> Result<Findings, HistoryError> {
         let db = self.db();
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT control_id, account_id, region, resource_id, status, severity, resource_type
+                "SELECT control_id, account_id, region, resource_id, status, severity,
+                        resource_type, requirements
                  FROM findings WHERE run_id = ?1",
             )
             .map_err(&db)?;
         let rows = stmt
             .query_map(params![run_id], |r| {
+                let key = FindingKey {
+                    control_id: r.get(0)?,
+                    account_id: r.get(1)?,
+                    region: r.get(2)?,
+                    resource_id: r.get(3)?,
+                };
+                let reqs: String = r.get(7)?;
                 Ok((
-                    FindingKey {
-                        control_id: r.get(0)?,
-                        account_id: r.get(1)?,
-                        region: r.get(2)?,
-                        resource_id: r.get(3)?,
+                    key,
+                    RunFinding {
+                        status: r.get(4)?,
+                        severity: r.get(5)?,
+                        resource_type: r.get(6)?,
+                        requirements: reqs
+                            .split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(str::to_string)
+                            .collect(),
                     },
-                    (r.get(4)?, r.get(5)?, r.get(6)?),
                 ))
             })
             .map_err(&db)?
             .collect::<Result<BTreeMap<_, _>, _>>()
             .map_err(&db)?;
         Ok(rows)
+    }
+
+    /// What a report of a new run shows about the runs before it: the difference from the last
+    /// one and the trend over up to 12 runs (the new one included). `None` without earlier runs.
+    pub fn section_for(
+        &self,
+        run_id: &str,
+        sealed_at: DateTime<Utc>,
+        current: &Findings,
+    ) -> Result<Option<HistorySection>, HistoryError> {
+        let earlier: Vec<RunRow> = self
+            .runs()?
+            .into_iter()
+            .filter(|r| r.run_id != run_id && r.sealed_at < sealed_at)
+            .collect();
+        let Some(last) = earlier.last() else {
+            return Ok(None);
+        };
+        let mut before = Vec::new();
+        for r in earlier.iter().rev() {
+            before.push(self.findings(&r.run_id)?);
+        }
+        let diff = compare(&last.run_id, run_id, &before[0], current, &before[1..]);
+        let mut points: Vec<TrendPoint> = earlier
+            .iter()
+            .rev()
+            .take(11)
+            .rev()
+            .map(|r| TrendPoint::of(&r.run_id, r.sealed_at, &r.counts, &r.by_requirement))
+            .collect();
+        let (counts, by_req) = tally(current);
+        points.push(TrendPoint::of(run_id, sealed_at, &counts, &by_req));
+        let mut reqs: BTreeSet<String> = BTreeSet::new();
+        for p in &points {
+            reqs.extend(p.failing_by_requirement.keys().cloned());
+        }
+        let mut requirements: Vec<RequirementTrend> = reqs
+            .into_iter()
+            .map(|id| RequirementTrend {
+                failing: points
+                    .iter()
+                    .map(|p| p.failing_by_requirement.get(&id).copied().unwrap_or(0))
+                    .collect(),
+                id,
+            })
+            .collect();
+        requirements.sort_by_key(|r| crate::rules::pci::requirement_sort_key(&r.id));
+        let chart_svg = trend_svg(&points);
+        Ok(Some(HistorySection {
+            previous_run_id: last.run_id.clone(),
+            previous_sealed_at: last.sealed_at,
+            still_failing: diff.still_failing.len(),
+            newly_failing: diff.newly_failing,
+            fixed: diff.fixed,
+            new_resources: diff.new_resources.len(),
+            vanished_resources: diff.vanished_resources.len(),
+            runs: points,
+            requirements,
+            chart_svg,
+        }))
     }
 
     /// Compares two runs (default: the last two).
@@ -401,60 +470,272 @@ impl History {
         };
         let a = self.findings(&from)?;
         let b = self.findings(&to)?;
-        // Consecutive failing runs up to `to`, for still-failing items.
+        // Earlier runs, newest first, for the length of failing streaks.
         let upto = ids.iter().position(|r| *r == to).unwrap_or(0);
+        let from_pos = ids.iter().position(|r| *r == from).unwrap_or(0);
         let mut earlier = Vec::new();
-        for id in ids[..upto].iter().rev() {
+        for id in ids[..upto.min(from_pos)].iter().rev() {
             earlier.push(self.findings(id)?);
         }
-        let streak = |key: &FindingKey| -> u32 {
-            1 + earlier
+        Ok(compare(&from, &to, &a, &b, &earlier))
+    }
+}
+
+/// A run's findings by identity.
+pub type Findings = BTreeMap<FindingKey, RunFinding>;
+
+/// A finding's outcome in one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFinding {
+    pub status: String,
+    pub severity: String,
+    pub resource_type: String,
+    pub requirements: Vec<String>,
+}
+
+/// Compares run `b` with run `a`; `earlier` are the runs before `a`, newest first.
+fn compare(from: &str, to: &str, a: &Findings, b: &Findings, earlier: &[Findings]) -> Diff {
+    let streak = |key: &FindingKey| -> u32 {
+        // `b` and `a` fail; count further back while it keeps failing.
+        2 + earlier
+            .iter()
+            .take_while(|f| f.get(key).is_some_and(|x| failing(&x.status)))
+            .count() as u32
+    };
+    let item = |key: &FindingKey, f: &RunFinding, n: u32| DiffItem {
+        key: key.clone(),
+        status: f.status.clone(),
+        severity: f.severity.clone(),
+        consecutive_runs: n,
+    };
+    let (mut newly, mut fixed, mut still) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, f) in b {
+        if failing(&f.status) {
+            if a.get(key).is_some_and(|x| failing(&x.status)) {
+                still.push(item(key, f, streak(key)));
+            } else {
+                newly.push(item(key, f, 1));
+            }
+        }
+    }
+    for (key, f) in a {
+        if failing(&f.status)
+            && b.get(key)
+                .is_some_and(|x| x.status == "PASS" || x.status == "NOT_APPLICABLE")
+        {
+            fixed.push(item(key, f, 0));
+        }
+    }
+    // Most severe first within each list.
+    let rank = |s: &str| match s {
+        "critical" => 0,
+        "high" => 1,
+        "medium" => 2,
+        _ => 3,
+    };
+    for list in [&mut newly, &mut fixed, &mut still] {
+        list.sort_by(|x, y| {
+            rank(&x.severity)
+                .cmp(&rank(&y.severity))
+                .then(x.key.cmp(&y.key))
+        });
+    }
+    let resources = |m: &Findings| -> BTreeSet<String> {
+        m.iter()
+            .filter(|(k, f)| f.resource_type != "attestation" && k.resource_id != "*")
+            .map(|(k, f)| {
+                format!(
+                    "{}/{}/{}/{}",
+                    f.resource_type, k.account_id, k.region, k.resource_id
+                )
+            })
+            .collect()
+    };
+    let (ra, rb) = (resources(a), resources(b));
+    Diff {
+        from: from.to_string(),
+        to: to.to_string(),
+        newly_failing: newly,
+        fixed,
+        still_failing: still,
+        new_resources: rb.difference(&ra).cloned().collect(),
+        vanished_resources: ra.difference(&rb).cloned().collect(),
+    }
+}
+
+/// Counts by status, and by requirement and status.
+fn tally(
+    f: &Findings,
+) -> (
+    BTreeMap<String, u64>,
+    BTreeMap<String, BTreeMap<String, u64>>,
+) {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_req: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for x in f.values() {
+        *counts.entry(x.status.clone()).or_default() += 1;
+        for r in &x.requirements {
+            *by_req
+                .entry(r.clone())
+                .or_default()
+                .entry(x.status.clone())
+                .or_default() += 1;
+        }
+    }
+    (counts, by_req)
+}
+
+/// What a report shows about earlier runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistorySection {
+    pub previous_run_id: String,
+    pub previous_sealed_at: DateTime<Utc>,
+    /// Most severe first.
+    pub newly_failing: Vec<DiffItem>,
+    pub fixed: Vec<DiffItem>,
+    pub still_failing: usize,
+    pub new_resources: usize,
+    pub vanished_resources: usize,
+    /// Up to 12 runs, oldest first, this one last.
+    pub runs: Vec<TrendPoint>,
+    /// FAIL + ERROR per requirement over `runs`.
+    pub requirements: Vec<RequirementTrend>,
+    /// The trend as a self-contained SVG (no scripts, no external references; text escaped).
+    pub chart_svg: String,
+}
+
+/// One run in the trend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendPoint {
+    pub run_id: String,
+    pub date: String,
+    pub fail: u64,
+    pub error: u64,
+    pub pass: u64,
+    #[serde(skip)]
+    failing_by_requirement: BTreeMap<String, u64>,
+}
+
+impl TrendPoint {
+    fn of(
+        run_id: &str,
+        at: DateTime<Utc>,
+        counts: &BTreeMap<String, u64>,
+        by_req: &BTreeMap<String, BTreeMap<String, u64>>,
+    ) -> TrendPoint {
+        let n = |m: &BTreeMap<String, u64>, s: &str| m.get(s).copied().unwrap_or(0);
+        TrendPoint {
+            run_id: run_id.to_string(),
+            date: at.format("%Y-%m-%d").to_string(),
+            fail: n(counts, "FAIL"),
+            error: n(counts, "ERROR"),
+            pass: n(counts, "PASS"),
+            failing_by_requirement: by_req
                 .iter()
-                .take_while(|f| f.get(key).is_some_and(|(s, _, _)| failing(s)))
-                .count() as u32
-        };
-        let item = |key: &FindingKey, status: &str, severity: &str, n: u32| DiffItem {
-            key: key.clone(),
-            status: status.to_string(),
-            severity: severity.to_string(),
-            consecutive_runs: n,
-        };
-        let (mut newly, mut fixed, mut still) = (Vec::new(), Vec::new(), Vec::new());
-        for (key, (status, severity, _)) in &b {
-            let before = a.get(key).map(|(s, _, _)| s.as_str());
-            if failing(status) {
-                if before.is_some_and(failing) {
-                    still.push(item(key, status, severity, streak(key)));
-                } else {
-                    newly.push(item(key, status, severity, 1));
-                }
-            }
+                .map(|(r, c)| (r.clone(), n(c, "FAIL") + n(c, "ERROR")))
+                .filter(|(_, v)| *v > 0)
+                .collect(),
         }
-        for (key, (status, severity, _)) in &a {
-            if failing(status)
-                && b.get(key)
-                    .is_some_and(|(s, _, _)| s == "PASS" || s == "NOT_APPLICABLE")
-            {
-                fixed.push(item(key, status, severity, 0));
-            }
-        }
-        let resources = |m: &BTreeMap<FindingKey, (String, String, String)>| -> BTreeSet<String> {
-            m.iter()
-                .filter(|(k, (_, _, t))| t != "attestation" && k.resource_id != "*")
-                .map(|(k, (_, _, t))| {
-                    format!("{t}/{}/{}/{}", k.account_id, k.region, k.resource_id)
-                })
-                .collect()
-        };
-        let (ra, rb) = (resources(&a), resources(&b));
-        Ok(Diff {
-            from,
-            to,
-            newly_failing: newly,
-            fixed,
-            still_failing: still,
-            new_resources: rb.difference(&ra).cloned().collect(),
-            vanished_resources: ra.difference(&rb).cloned().collect(),
-        })
+    }
+}
+
+/// FAIL + ERROR of one requirement over the trend's runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequirementTrend {
+    pub id: String,
+    pub failing: Vec<u64>,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// Stacked bars of FAIL (red) and ERROR (orange) per run, labelled with the run dates.
+fn trend_svg(points: &[TrendPoint]) -> String {
+    use std::fmt::Write;
+    let (w, h, top, bottom, left) = (640.0_f64, 200.0_f64, 16.0, 40.0, 36.0);
+    let plot_h = h - top - bottom;
+    let max = points
+        .iter()
+        .map(|p| p.fail + p.error)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let slot = (w - left - 8.0) / points.len().max(1) as f64;
+    let bar = (slot * 0.6).min(36.0);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="FAIL and ERROR findings per run" font-family="sans-serif" font-size="10">"##
+    );
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{y}" x2="{x2}" y2="{y}" stroke="#888"/><text x="{tx}" y="{ty}" text-anchor="end">{max}</text><text x="{tx}" y="{y}" text-anchor="end">0</text>"##,
+        y = top + plot_h,
+        x2 = w - 8.0,
+        tx = left - 4.0,
+        ty = top + 8.0,
+        max = max as u64
+    );
+    for (i, p) in points.iter().enumerate() {
+        let x = left + slot * i as f64 + (slot - bar) / 2.0;
+        let fail_h = plot_h * p.fail as f64 / max;
+        let err_h = plot_h * p.error as f64 / max;
+        let base = top + plot_h;
+        let _ = write!(
+            svg,
+            r##"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{fail_h:.1}" fill="#c0392b"><title>{} FAIL {}</title></rect><rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{err_h:.1}" fill="#e67e22"><title>{} ERROR {}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            base - fail_h,
+            xml_escape(&p.run_id),
+            p.fail,
+            base - fail_h - err_h,
+            xml_escape(&p.run_id),
+            p.error,
+            x + bar / 2.0,
+            base + 14.0,
+            xml_escape(&p.date),
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<rect x="{left}" y="{ly}" width="10" height="10" fill="#c0392b"/><text x="{l1}" y="{lt}">FAIL</text><rect x="{l2}" y="{ly}" width="10" height="10" fill="#e67e22"/><text x="{l3}" y="{lt}">ERROR</text></svg>"##,
+        ly = h - 14.0,
+        lt = h - 5.0,
+        l1 = left + 14.0,
+        l2 = left + 54.0,
+        l3 = left + 68.0
+    );
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trend_chart_escapes_run_names_and_scales_to_the_worst_run() {
+        let at = DateTime::parse_from_rfc3339("2026-11-01T06:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let counts =
+            |f: u64, e: u64| BTreeMap::from([("FAIL".to_string(), f), ("ERROR".to_string(), e)]);
+        let points = vec![
+            TrendPoint::of(
+                "<script>alert(1)</script>",
+                at,
+                &counts(4, 1),
+                &BTreeMap::new(),
+            ),
+            TrendPoint::of("2026-11", at, &counts(10, 0), &BTreeMap::new()),
+        ];
+        let svg = trend_svg(&points);
+        assert!(!svg.contains("<script>"), "{svg}");
+        assert!(svg.contains("&lt;script&gt;"));
+        // The axis is labelled with the largest FAIL + ERROR.
+        assert!(svg.contains(">10</text>"), "{svg}");
     }
 }

@@ -538,7 +538,7 @@ fn an_unsigned_run_does_not_verify_unless_the_signature_is_waived() {
 }
 
 /// Seals a snapshot as a run directory under `runs/` with `keyproof report --seal`.
-fn seal_run(dir: &TestDir, name: &str, snapshot: &keyproof::snapshot::Snapshot) {
+fn seal_run(dir: &TestDir, name: &str, snapshot: &keyproof::snapshot::Snapshot, formats: &str) {
     let file = dir.path(&format!("{name}.json"));
     write_snapshot(snapshot, &file).expect("snapshot");
     let out = dir.path(&format!("runs/{name}"));
@@ -548,7 +548,7 @@ fn seal_run(dir: &TestDir, name: &str, snapshot: &keyproof::snapshot::Snapshot) 
         "--out",
         out.to_str().unwrap_or_default(),
         "--format",
-        "json",
+        formats,
         "--seal",
     ])
     .assert_code(0);
@@ -561,7 +561,7 @@ fn history_and_diff_over_three_runs_give_exactly_the_changes_made() {
     const PROD_EBS: &str = "d3335f51-e1f8-45b4-b1da-6e4e7ce91dff";
     // Month 1: the sample estate.
     let mut s = sample_estate();
-    seal_run(&dir, "2026-09", &s);
+    seal_run(&dir, "2026-09", &s, "json");
     // Month 2: the unencrypted queue is fixed; rotation is switched off on the EBS key.
     let region = &mut s.accounts[0].regions[0];
     let queue = region
@@ -580,7 +580,7 @@ fn history_and_diff_over_three_runs_give_exactly_the_changes_made() {
     if let Some(r) = ebs.rotation.as_mut() {
         r.enabled = false;
     }
-    seal_run(&dir, "2026-10", &s);
+    seal_run(&dir, "2026-10", &s, "json");
     // Month 3: a new bucket appears, the queue is deleted.
     let region = &mut s.accounts[0].regions[0];
     let mut bucket = region
@@ -594,7 +594,7 @@ fn history_and_diff_over_three_runs_give_exactly_the_changes_made() {
     bucket.name = Some("northwind-new-exports".into());
     region.resources.push(bucket);
     region.resources.retain(|r| r.resource_id != QUEUE);
-    seal_run(&dir, "2026-11", &s);
+    seal_run(&dir, "2026-11", &s, "json,html");
 
     let runs = dir.path("runs");
     let r = runs.to_str().unwrap_or_default();
@@ -685,6 +685,24 @@ fn history_and_diff_over_three_runs_give_exactly_the_changes_made() {
         ),
         Some(3)
     );
+
+    // The report of the last run knows what changed since the one before, and the trend.
+    let report: serde_json::Value = serde_json::from_slice(
+        &fs::read(runs.join("2026-11/findings.json")).expect("findings.json"),
+    )
+    .expect("json");
+    let h = &report["history"];
+    assert_eq!(h["previous_run_id"], "2026-10");
+    assert_eq!(ids_of(&h["newly_failing"]), ids_of(&d["newly_failing"]));
+    assert_eq!(h["runs"].as_array().map(Vec::len), Some(3));
+    let html = fs::read_to_string(runs.join("2026-11/report.html")).expect("html");
+    assert!(html.contains("Since the last run"));
+    assert!(html.contains("<svg") && html.contains("FAIL and ERROR findings per run"));
+    let first: serde_json::Value = serde_json::from_slice(
+        &fs::read(runs.join("2026-09/findings.json")).expect("findings.json"),
+    )
+    .expect("json");
+    assert!(first["history"].is_null(), "the first run has no history");
 
     // The database is only an index: deleted, it is rebuilt from the run directories.
     fs::remove_file(runs.join("history.sqlite")).expect("rm db");

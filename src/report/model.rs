@@ -210,6 +210,8 @@ pub struct Report {
     pub coverage: Vec<CoverageRow>,
     /// `None` when the snapshot holds no self-test.
     pub selftest: Option<SelfTestSection>,
+    /// Since the last run and the trend; only for sealed runs with earlier runs beside them.
+    pub history: Option<crate::history::HistorySection>,
 }
 
 impl Report {
@@ -377,6 +379,7 @@ pub fn build_report(
         key_inventory: key_inventory(loaded),
         coverage: coverage(loaded),
         selftest: selftest_section(loaded),
+        history: None,
     }
 }
 
