@@ -143,6 +143,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run on the cron schedule of keyproof.toml's [schedule] as a long-running process: one
+    /// run at a time (a lock), a catch-up run when the last scheduled one was missed, old runs
+    /// deleted after `keep_months`.
+    Schedule {
+        /// keyproof.toml with the [schedule] section (also passed to each `run`).
+        #[arg(long, default_value = "keyproof.toml")]
+        config: PathBuf,
+        /// Stop after this many runs.
+        #[arg(long)]
+        max_runs: Option<u32>,
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        duration: Option<u64>,
+    },
     /// Manage the Ed25519 key that signs run manifests.
     Keys {
         #[command(subcommand)]
@@ -302,6 +316,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader went away (`keyproof history | head`): nothing left to say.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -496,6 +519,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Schedule {
+            config,
+            max_runs,
+            duration,
+        } => schedule_loop(&config, max_runs, duration),
         Command::Keys {
             action: KeysAction::Init { dir },
         } => {
@@ -987,6 +1015,111 @@ vanished resources ({}):",
         writeln!(out, "  {}", term_safe(r))?;
     }
     Ok(())
+}
+
+/// `keyproof schedule`: waits for each fire time and runs the job as a child process.
+fn schedule_loop(
+    config_path: &Path,
+    max_runs: Option<u32>,
+    duration: Option<u64>,
+) -> Result<ExitCode> {
+    let config = Config::load(Some(config_path))?;
+    let sc = &config.schedule;
+    let schedule = crate::schedule::Schedule::parse(sc)?;
+    let runs_dir = PathBuf::from(&sc.runs_dir);
+    let deadline = duration.map(|s| Instant::now() + Duration::from_secs(s));
+    let exe = std::env::current_exe().context("cannot find the keyproof executable")?;
+    let mut runs = 0u32;
+    let last_sealed = || -> Option<DateTime<Utc>> {
+        crate::history::History::open(&runs_dir)
+            .ok()?
+            .runs()
+            .ok()?
+            .last()
+            .map(|r| r.sealed_at)
+    };
+    eprintln!(
+        "schedule `{}` ({} into {}); next run {}",
+        term_safe(&sc.cron),
+        sc.job,
+        runs_dir.display(),
+        schedule
+            .next_after(Utc::now())
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "never".into())
+    );
+    let mut due_now = schedule.missed(last_sealed(), Utc::now());
+    if due_now {
+        eprintln!("the last scheduled run was missed: catching up now");
+    }
+    loop {
+        if max_runs.is_some_and(|m| runs >= m) {
+            break;
+        }
+        if !due_now {
+            let Some(next) = schedule.next_after(Utc::now()) else {
+                eprintln!("the schedule has no further fire times");
+                break;
+            };
+            // Sleep in short steps so that the deadline is honoured.
+            loop {
+                let now = Utc::now();
+                if now >= next {
+                    break;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let left = (next - now).to_std().unwrap_or_default();
+                std::thread::sleep(left.min(Duration::from_millis(250)));
+            }
+        }
+        due_now = false;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let Some(_lock) = crate::schedule::try_lock(&runs_dir)? else {
+            eprintln!("skipped: another run holds {}", crate::schedule::LOCK_FILE);
+            continue;
+        };
+        let out = runs_dir.join(run_id(Utc::now()));
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg(&sc.job).arg("--out").arg(&out);
+        if sc.job == "run" {
+            cmd.arg("--config").arg(config_path);
+        }
+        if let Some(key) = &sc.sign_key {
+            cmd.arg("--sign-key").arg(key);
+        }
+        cmd.args(&sc.args);
+        eprintln!("run {} started", out.display());
+        let status = cmd.status().context("could not start the scheduled run")?;
+        runs += 1;
+        eprintln!("run {} finished: {status}", out.display());
+        let expired = crate::schedule::expired(&runs_dir, sc.keep_months, Utc::now());
+        for e in &expired {
+            match &e.needed_by {
+                Some(next) => eprintln!(
+                    "retention: deleting run {} (sealed {}, older than {} months); the chain of run {} will end there",
+                    e.dir.display(),
+                    e.sealed_at,
+                    sc.keep_months,
+                    term_safe(next)
+                ),
+                None => eprintln!(
+                    "retention: deleting run {} (sealed {}, older than {} months)",
+                    e.dir.display(),
+                    e.sealed_at,
+                    sc.keep_months
+                ),
+            }
+        }
+        if !expired.is_empty() {
+            crate::schedule::remove(&expired)?;
+            crate::history::History::open(&runs_dir)?.rebuild(&runs_dir)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The directory whose run directories and history a run directory belongs to.

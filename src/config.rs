@@ -27,6 +27,8 @@ pub struct Config {
     pub parameters: Parameters,
     /// How environments and PCI scope are read from resource and key tags.
     pub tags: TagConventions,
+    /// When `keyproof schedule` runs, what, and how long runs are kept.
+    pub schedule: crate::schedule::ScheduleConfig,
 }
 
 /// Parameters available to control expressions as `params.<name>`.

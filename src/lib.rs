@@ -16,5 +16,6 @@ pub mod fsutil;
 pub mod history;
 pub mod report;
 pub mod rules;
+pub mod schedule;
 pub mod selftest;
 pub mod snapshot;

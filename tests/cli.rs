@@ -711,3 +711,91 @@ fn history_and_diff_over_three_runs_give_exactly_the_changes_made() {
     assert!(out.stderr.contains("indexed 3 run(s)"), "{}", out.stderr);
     assert_eq!(diff(&[])["vanished_resources"], d["vanished_resources"]);
 }
+
+/// A keyproof.toml whose schedule runs the demo into `runs/` of `dir`.
+fn schedule_config(dir: &TestDir, cron: &str) -> std::path::PathBuf {
+    let path = dir.path("keyproof.toml");
+    let runs = dir.path("runs");
+    fs::write(
+        &path,
+        format!(
+            "[schedule]\ncron = \"{cron}\"\njob = \"demo\"\nargs = [\"--format\", \"json\"]\nruns_dir = {:?}\n",
+            runs.to_string_lossy()
+        ),
+    )
+    .expect("config");
+    path
+}
+
+fn run_dirs(dir: &TestDir) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(dir.path("runs"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().join("manifest.json").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn schedule_runs_on_a_fast_cron_and_chains_the_runs() {
+    let dir = TestDir::new();
+    let config = schedule_config(&dir, "*/2 * * * * *");
+    let c = config.to_str().unwrap_or_default();
+    let out = keyproof(&["schedule", "--config", c, "--max-runs", "2", "--for", "60"]);
+    out.assert_code(0);
+    let runs = run_dirs(&dir);
+    assert_eq!(runs.len(), 2, "{runs:?}\n{}", out.stderr);
+    let second: serde_json::Value = serde_json::from_slice(
+        &fs::read(dir.path("runs").join(&runs[1]).join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(second["previous"]["run_id"], runs[0].as_str());
+}
+
+#[test]
+fn schedule_skips_while_another_run_holds_the_lock() {
+    let dir = TestDir::new();
+    let config = schedule_config(&dir, "* * * * * *");
+    fs::create_dir_all(dir.path("runs")).expect("runs");
+    let lock = fs::File::create(dir.path("runs/.keyproof-run.lock")).expect("lock file");
+    lock.lock().expect("hold the lock");
+    let out = keyproof(&[
+        "schedule",
+        "--config",
+        config.to_str().unwrap_or_default(),
+        "--max-runs",
+        "1",
+        "--for",
+        "3",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("skipped: another run holds"),
+        "{}",
+        out.stderr
+    );
+    assert!(run_dirs(&dir).is_empty());
+    drop(lock);
+}
+
+#[test]
+fn schedule_catches_up_a_missed_monthly_run_exactly_once() {
+    let dir = TestDir::new();
+    // Monthly: the 1st at 06:00 UTC has passed with no run, so one run is due now; the next is
+    // weeks away.
+    let config = schedule_config(&dir, "0 0 6 1 * *");
+    let c = config.to_str().unwrap_or_default();
+    let out = keyproof(&["schedule", "--config", c, "--max-runs", "3", "--for", "3"]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("catching up"), "{}", out.stderr);
+    assert_eq!(run_dirs(&dir).len(), 1);
+    // Started again: the catch-up run counts, nothing more is due.
+    let out = keyproof(&["schedule", "--config", c, "--max-runs", "3", "--for", "2"]);
+    out.assert_code(0);
+    assert!(!out.stderr.contains("catching up"), "{}", out.stderr);
+    assert_eq!(run_dirs(&dir).len(), 1);
+}
