@@ -184,6 +184,9 @@ enum Command {
     IamPolicy {
         #[arg(long)]
         selftest: bool,
+        /// The policy of `--sign-with-kms` (kms:Sign and kms:GetPublicKey).
+        #[arg(long, conflicts_with = "selftest")]
+        signing: bool,
     },
     /// List or show the controls.
     Controls {
@@ -202,6 +205,12 @@ enum KeysAction {
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
     },
+    /// Write the public key of a KMS signing key (PEM) for verifying offline.
+    ExportKms {
+        key_arn: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// How a run directory is sealed.
@@ -211,6 +220,10 @@ struct SealArgs {
     /// is written unsigned.
     #[arg(long, env = "KEYPROOF_SIGNING_KEY")]
     sign_key: Option<PathBuf>,
+    /// Sign with this AWS KMS key (ECC_NIST_P256) instead: no private key outside KMS. Export
+    /// its public key for the auditor with `keyproof keys export-kms`.
+    #[arg(long, value_name = "KEY_ARN", conflicts_with = "sign_key")]
+    sign_with_kms: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,7 +392,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let out = out.unwrap_or_else(|| {
                 Path::new("reports").join(loaded.sha256.get(..12).unwrap_or("snapshot"))
             });
-            let seal = seal || seal_args.sign_key.is_some();
+            let seal = seal || seal_args.sign_key.is_some() || seal_args.sign_with_kms.is_some();
             if seal {
                 // A sealed run holds its own evidence: the snapshot (and config) beside the
                 // reports, byte for byte.
@@ -525,6 +538,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             duration,
         } => schedule_loop(&config, max_runs, duration),
         Command::Keys {
+            action: KeysAction::ExportKms { key_arn, out },
+        } => {
+            let signer = crate::bundle::KmsSigner::connect(&key_arn)?;
+            crate::fsutil::write_atomic(&out, signer.public_key_pem().as_bytes())
+                .with_context(|| format!("could not write {}", out.display()))?;
+            eprintln!("wrote {}", out.display());
+            println!("public key sha256 {}", signer.fingerprint());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
             action: KeysAction::Init { dir },
         } => {
             let (private, public) = crate::bundle::init_keys(&dir)?;
@@ -540,11 +563,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("public key sha256 {}", key.fingerprint());
             Ok(ExitCode::SUCCESS)
         }
-        Command::IamPolicy { selftest } => {
+        Command::IamPolicy { selftest, signing } => {
             print!(
                 "{}",
                 if selftest {
                     crate::collect::SELFTEST_IAM_POLICY
+                } else if signing {
+                    crate::collect::SIGNING_IAM_POLICY
                 } else {
                     crate::collect::IAM_POLICY
                 }
@@ -844,13 +869,18 @@ fn seal_run(
     sealed_at: DateTime<Utc>,
 ) -> Result<()> {
     use sha2::Digest;
-    let signer = match &seal.sign_key {
-        Some(path) => Some(
-            crate::bundle::load_signing_key(path)
-                .context("could not load the signing key; `keyproof keys init` makes one")?,
-        ),
-        None => None,
-    };
+    let signer: Option<Box<dyn crate::bundle::ManifestSigner>> =
+        match (&seal.sign_key, &seal.sign_with_kms) {
+            (Some(path), _) => Some(Box::new(
+                crate::bundle::load_signing_key(path)
+                    .context("could not load the signing key; `keyproof keys init` makes one")?,
+            )),
+            (None, Some(key)) => Some(Box::new(
+                crate::bundle::KmsSigner::connect(key)
+                    .context("could not use the KMS signing key")?,
+            )),
+            (None, None) => None,
+        };
     let scope = &loaded.snapshot.scope;
     let config_sha = hex::encode(sha2::Sha256::digest(config.canonical_json().as_bytes()));
     let framework = framework.to_string();
@@ -870,17 +900,18 @@ fn seal_run(
                 regions: scope.regions.clone(),
             },
             sealed_at,
-            signer: signer.as_ref(),
+            signer: signer.as_deref(),
         },
     )
     .with_context(|| format!("could not seal {}", dir.display()))?;
     let manifest_path = dir.join(crate::bundle::MANIFEST);
     match &signer {
         Some(s) => eprintln!(
-            "wrote {} (sha256 {sha}, {} files, signed by key {})",
+            "wrote {} (sha256 {sha}, {} files, signed by {} key {})",
             manifest_path.display(),
             manifest.files.len(),
-            s.fingerprint()
+            s.info().algorithm,
+            s.info().public_key_sha256
         ),
         None => eprintln!(
             "wrote {} (sha256 {sha}, {} files, UNSIGNED: pass --sign-key, see `keyproof keys init`)",

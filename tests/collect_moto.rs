@@ -469,3 +469,70 @@ async fn collection_calls_only_policy_actions_and_the_guard_blocks_writes() {
         .len();
     assert_eq!(before, after, "no key was created");
 }
+
+/// `--sign-with-kms`: the manifest is signed by a KMS key (moto's ECC_NIST_P256) whose private
+/// key never leaves KMS; the exported public key verifies it offline, and a changed file or
+/// another key does not.
+#[test]
+fn a_run_signed_with_a_kms_key_verifies_offline_with_the_exported_public_key() {
+    let moto = Moto::start();
+    let key = moto.seed_signing_key()["key_arn"]
+        .as_str()
+        .expect("key arn")
+        .to_string();
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dir = TestDir::new();
+    let run = dir.path("runs/2026-11");
+    let r = run.to_str().unwrap_or_default();
+    let out = keyproof_env(
+        &[
+            "demo",
+            "--out",
+            r,
+            "--format",
+            "json",
+            "--sign-with-kms",
+            &key,
+        ],
+        &env,
+    );
+    out.assert_code(0);
+    out.assert_stderr_has("signed by ecdsa-p256-sha256 key");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(manifest["signer"]["kms_key_arn"], key.as_str());
+
+    let pem = dir.path("kms.pub.pem");
+    let p = pem.to_str().unwrap_or_default();
+    keyproof_env(&["keys", "export-kms", &key, "--out", p], &env).assert_code(0);
+    // Offline: no AWS environment at all.
+    let ok = util::keyproof(&["verify", r, "--public-key", p]);
+    ok.assert_code(0);
+    assert!(ok.stdout.contains("signature: valid"), "{}", ok.stdout);
+
+    std::fs::write(run.join("findings.json"), "{}").expect("tamper");
+    let bad = util::keyproof(&["verify", r, "--public-key", p]);
+    bad.assert_code(1);
+    assert!(
+        bad.stdout.contains("altered: findings.json"),
+        "{}",
+        bad.stdout
+    );
+
+    let keys = dir.path("keys");
+    util::keyproof(&["keys", "init", "--dir", keys.to_str().unwrap_or_default()]).assert_code(0);
+    let other = util::keyproof(&[
+        "verify",
+        r,
+        "--public-key",
+        keys.join("signing.pub.pem").to_str().unwrap_or_default(),
+    ]);
+    other.assert_code(1);
+    assert!(
+        other.stdout.contains("not by the given key"),
+        "{}",
+        other.stdout
+    );
+}

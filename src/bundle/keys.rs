@@ -2,7 +2,7 @@
 //! formats openssl reads.
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -23,7 +23,7 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path} is not an Ed25519 {what} key in PEM form: {message}")]
+    #[error("{path} is not an {what} key in PEM form: {message}")]
     Format {
         path: String,
         what: &'static str,
@@ -67,18 +67,18 @@ pub fn init_keys(dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     getrandom::fill(seed.as_mut_slice()).map_err(|e| KeyError::Random(e.to_string()))?;
     let key = SigningKey::from_bytes(&seed);
-    let format_err = |path: &Path, what, e: String| KeyError::Format {
+    let format_err = |path: &Path, what: &'static str, e: String| KeyError::Format {
         path: path.display().to_string(),
         what,
         message: e,
     };
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| format_err(&private, "private", e.to_string()))?;
+        .map_err(|e| format_err(&private, "Ed25519 private", e.to_string()))?;
     let pub_pem = key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| format_err(&public, "public", e.to_string()))?;
+        .map_err(|e| format_err(&public, "Ed25519 public", e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|source| KeyError::Write {
         path: dir.display().to_string(),
         source,
@@ -118,7 +118,7 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKeyFile, KeyError> {
     })?);
     let key = SigningKey::from_pkcs8_pem(&text).map_err(|e| KeyError::Format {
         path: path.display().to_string(),
-        what: "private",
+        what: "Ed25519 private",
         message: e.to_string(),
     })?;
     Ok(SigningKeyFile {
@@ -127,16 +127,51 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKeyFile, KeyError> {
     })
 }
 
-/// Reads an SPKI PEM public key.
-pub fn load_public_key(path: &Path) -> Result<VerifyingKey, KeyError> {
+/// A verifying key: Ed25519 (a key on disk) or ECDSA P-256 (exported from KMS).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublicKey {
+    Ed25519(VerifyingKey),
+    P256(p256::ecdsa::VerifyingKey),
+}
+
+impl PublicKey {
+    /// SHA-256 of the DER SubjectPublicKeyInfo, hex (what the manifest names).
+    pub fn fingerprint(&self) -> String {
+        match self {
+            PublicKey::Ed25519(k) => fingerprint(k),
+            PublicKey::P256(k) => {
+                use p256::pkcs8::EncodePublicKey as _;
+                k.to_public_key_der()
+                    .map(|der| hex::encode(Sha256::digest(der.as_bytes())))
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Parses an SPKI PEM of either kind.
+    pub fn from_pem(text: &str) -> Option<PublicKey> {
+        use p256::pkcs8::DecodePublicKey as _;
+        <VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(text)
+            .map(PublicKey::Ed25519)
+            .ok()
+            .or_else(|| {
+                p256::ecdsa::VerifyingKey::from_public_key_pem(text)
+                    .map(PublicKey::P256)
+                    .ok()
+            })
+    }
+}
+
+/// Reads an SPKI PEM public key (Ed25519, or ECDSA P-256 as exported from KMS).
+pub fn load_public_key(path: &Path) -> Result<PublicKey, KeyError> {
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    VerifyingKey::from_public_key_pem(&text).map_err(|e| KeyError::Format {
+    PublicKey::from_pem(&text).ok_or_else(|| KeyError::Format {
         path: path.display().to_string(),
-        what: "public",
-        message: e.to_string(),
+        what: "public (Ed25519 or ECDSA P-256)",
+        message: "not a PEM SubjectPublicKeyInfo of either kind".into(),
     })
 }
 
@@ -159,7 +194,7 @@ mod tests {
         }
         let key = load_signing_key(&private).expect("private loads");
         let public = load_public_key(&public).expect("public loads");
-        assert_eq!(key.key.verifying_key(), public);
+        assert_eq!(PublicKey::Ed25519(key.key.verifying_key()), public);
         assert!(matches!(init_keys(dir.path()), Err(KeyError::Exists(_))));
     }
 }

@@ -69,10 +69,34 @@ pub struct PreviousRun {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignerInfo {
-    /// `ed25519`.
+    /// `ed25519` (a key on disk) or `ecdsa-p256-sha256` (an AWS KMS key).
     pub algorithm: String,
     /// SHA-256 of the public key's DER SubjectPublicKeyInfo, hex.
     pub public_key_sha256: String,
+    /// The KMS key that signed, for `ecdsa-p256-sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+}
+
+/// Something that signs manifest bytes: an Ed25519 key on disk, or a KMS key.
+pub trait ManifestSigner {
+    fn info(&self) -> SignerInfo;
+    /// The detached signature of `manifest` (raw Ed25519, or DER ECDSA).
+    fn sign(&self, manifest: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+impl ManifestSigner for SigningKeyFile {
+    fn info(&self) -> SignerInfo {
+        SignerInfo {
+            algorithm: "ed25519".into(),
+            public_key_sha256: self.fingerprint(),
+            kms_key_arn: None,
+        }
+    }
+
+    fn sign(&self, manifest: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(self.key.sign(manifest).to_bytes().to_vec())
+    }
 }
 
 /// Why a directory could not be sealed.
@@ -90,6 +114,8 @@ pub enum SealError {
     },
     #[error("cannot encode the manifest: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("cannot sign the manifest: {0}")]
+    Sign(String),
 }
 
 /// What the caller knows about the run.
@@ -100,7 +126,7 @@ pub struct SealInput<'a> {
     pub framework: &'a str,
     pub scope: ManifestScope,
     pub sealed_at: DateTime<Utc>,
-    pub signer: Option<&'a SigningKeyFile>,
+    pub signer: Option<&'a dyn ManifestSigner>,
 }
 
 /// Writes `manifest.json` (and `manifest.sig` when a signer is given) into `dir`, hashing every
@@ -133,10 +159,7 @@ pub fn seal(dir: &Path, input: SealInput<'_>) -> Result<(Manifest, String), Seal
         scope: input.scope,
         files,
         previous,
-        signer: input.signer.map(|s| SignerInfo {
-            algorithm: "ed25519".into(),
-            public_key_sha256: s.fingerprint(),
-        }),
+        signer: input.signer.map(|s| s.info()),
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest)?;
     bytes.push(b'\n');
@@ -148,8 +171,8 @@ pub fn seal(dir: &Path, input: SealInput<'_>) -> Result<(Manifest, String), Seal
     };
     write(dir.join(MANIFEST), &bytes)?;
     if let Some(signer) = input.signer {
-        let signature = signer.key.sign(&bytes);
-        write(sig_path, &signature.to_bytes())?;
+        let signature = signer.sign(&bytes).map_err(SealError::Sign)?;
+        write(sig_path, &signature)?;
     }
     Ok((manifest, hex::encode(Sha256::digest(&bytes))))
 }

@@ -1,8 +1,9 @@
 //! Verifies a sealed run directory: every file against the manifest, the signature against a
 //! public key, and the hash chain back through the earlier runs beside it.
 
+use super::keys::PublicKey;
 use super::manifest::{FileEntry, MANIFEST, Manifest, SIGNATURE, hash_files, read_manifest};
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Verifier};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,7 +80,7 @@ impl Verification {
 }
 
 /// Verifies `dir`; with `public_key` the signature is checked too.
-pub fn verify(dir: &Path, public_key: Option<&VerifyingKey>) -> Verification {
+pub fn verify(dir: &Path, public_key: Option<&PublicKey>) -> Verification {
     let run_id = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -170,22 +171,49 @@ fn check_signature(
     dir: &Path,
     manifest: &Manifest,
     bytes: &[u8],
-    key: &VerifyingKey,
+    key: &PublicKey,
 ) -> SignatureStatus {
-    if manifest.signer.is_none() {
+    let Some(signer) = &manifest.signer else {
         return SignatureStatus::Unsigned("the manifest names no signer".into());
-    }
+    };
     let Ok(raw) = std::fs::read(dir.join(SIGNATURE)) else {
         return SignatureStatus::Unsigned(format!("{SIGNATURE} is missing"));
     };
-    let Ok(raw) = <[u8; 64]>::try_from(raw.as_slice()) else {
-        return SignatureStatus::Invalid(format!("{SIGNATURE} is not a 64-byte Ed25519 signature"));
-    };
-    match key.verify(bytes, &Signature::from_bytes(&raw)) {
-        Ok(()) => SignatureStatus::Valid,
-        Err(_) => SignatureStatus::Invalid(
+    let mismatch = || {
+        SignatureStatus::Invalid(
             "the signature does not match this manifest under the given public key".into(),
-        ),
+        )
+    };
+    if signer.public_key_sha256 != key.fingerprint() {
+        return SignatureStatus::Invalid(format!(
+            "the manifest was signed by key {}, not by the given key {}",
+            signer.public_key_sha256,
+            key.fingerprint()
+        ));
+    }
+    match key {
+        PublicKey::Ed25519(k) => {
+            let Ok(raw) = <[u8; 64]>::try_from(raw.as_slice()) else {
+                return SignatureStatus::Invalid(format!(
+                    "{SIGNATURE} is not a 64-byte Ed25519 signature"
+                ));
+            };
+            match k.verify(bytes, &Signature::from_bytes(&raw)) {
+                Ok(()) => SignatureStatus::Valid,
+                Err(_) => mismatch(),
+            }
+        }
+        PublicKey::P256(k) => {
+            let Ok(sig) = p256::ecdsa::Signature::from_der(&raw) else {
+                return SignatureStatus::Invalid(format!(
+                    "{SIGNATURE} is not a DER ECDSA signature"
+                ));
+            };
+            match k.verify(bytes, &sig) {
+                Ok(()) => SignatureStatus::Valid,
+                Err(_) => mismatch(),
+            }
+        }
     }
 }
 

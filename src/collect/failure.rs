@@ -18,6 +18,12 @@ pub struct ApiFailure {
     pub message: String,
 }
 
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
 impl ApiFailure {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> ApiFailure {
         ApiFailure {

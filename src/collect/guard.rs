@@ -38,6 +38,9 @@ struct PolicyStatement {
 /// to keyproof's encryption context), kept apart from the read-only collection policy.
 pub const SELFTEST_IAM_POLICY: &str = include_str!("../../docs/iam-policy-selftest.json");
 
+/// The policy of manifest signing with a KMS key (`--sign-with-kms`): Sign and GetPublicKey.
+pub const SIGNING_IAM_POLICY: &str = include_str!("../../docs/iam-policy-signing.json");
+
 fn actions_of(policy: &str) -> BTreeSet<String> {
     // The policies are embedded at build time and parsed by unit tests, so a malformed file
     // fails the test suite; at run time an unparseable policy allows nothing.
@@ -58,10 +61,16 @@ pub fn selftest_policy_actions() -> &'static BTreeSet<String> {
     ACTIONS.get_or_init(|| actions_of(SELFTEST_IAM_POLICY))
 }
 
+/// Every action the signing policy allows.
+pub fn signing_policy_actions() -> &'static BTreeSet<String> {
+    static ACTIONS: OnceLock<BTreeSet<String>> = OnceLock::new();
+    ACTIONS.get_or_init(|| actions_of(SIGNING_IAM_POLICY))
+}
+
 /// The error an SDK call fails with when the guard refuses it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "keyproof refused to call {action}: it is not in the policy this client is held to (docs/iam-policy.json, or docs/iam-policy-selftest.json for the self-test)"
+    "keyproof refused to call {action}: it is not in the policy this client is held to (docs/iam-policy.json; docs/iam-policy-selftest.json for the self-test; docs/iam-policy-signing.json for manifest signing)"
 )]
 pub struct Refused {
     pub action: String,
@@ -114,6 +123,15 @@ impl Guard {
             iam_prefix: "kms",
             ledger,
             allowed: selftest_policy_actions(),
+        }
+    }
+
+    /// A guard holding calls to the manifest-signing policy (Sign and GetPublicKey only).
+    pub fn signing(ledger: Arc<Ledger>) -> Guard {
+        Guard {
+            iam_prefix: "kms",
+            ledger,
+            allowed: signing_policy_actions(),
         }
     }
 }

@@ -23,7 +23,10 @@ pub mod session;
 
 pub use clients::{ClientFactory, RegionClients, SdkClientFactory, guarded_clients};
 pub use failure::ApiFailure;
-pub use guard::{IAM_POLICY, Ledger, SELFTEST_IAM_POLICY, policy_actions, selftest_policy_actions};
+pub use guard::{
+    Guard, IAM_POLICY, Ledger, SELFTEST_IAM_POLICY, SIGNING_IAM_POLICY, policy_actions,
+    selftest_policy_actions, signing_policy_actions,
+};
 pub use progress::Progress;
 pub use session::{CollectArgs, Session, SessionError};
 

@@ -73,6 +73,11 @@ impl Moto {
         self.run_seed("seed_org.py")
     }
 
+    /// Creates an ECC_NIST_P256 signing key (`tests/moto/seed_signing.py`).
+    pub fn seed_signing_key(&self) -> serde_json::Value {
+        self.run_seed("seed_signing.py")
+    }
+
     fn run_seed(&self, name: &str) -> serde_json::Value {
         let out = Command::new(python())
             .arg(script(name))
