@@ -197,6 +197,24 @@ mod tests {
     }
 
     #[test]
+    fn every_testable_control_has_text_cli_and_terraform_remediation() {
+        let set = ControlSet::embedded().expect("embedded controls load");
+        let missing: Vec<String> = set
+            .controls
+            .iter()
+            .filter(|c| c.def.applies_to.as_str() != "attestation")
+            .filter(|c| {
+                let r = &c.def.remediation;
+                r.text.trim().is_empty()
+                    || r.aws_cli.as_deref().is_none_or(|s| s.trim().is_empty())
+                    || r.terraform.as_deref().is_none_or(|s| s.trim().is_empty())
+            })
+            .map(|c| c.def.id.clone())
+            .collect();
+        assert!(missing.is_empty(), "remediation incomplete: {missing:?}");
+    }
+
+    #[test]
     fn every_control_and_requirement_is_in_the_catalog() {
         let set = ControlSet::embedded().expect("embedded controls load");
         let md = markdown(&set);
