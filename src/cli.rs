@@ -24,6 +24,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod audit_logs;
+
 const AFTER_HELP: &str = "Exit codes: 0 = ran, nothing tripped --fail-on; 1 = a FAIL or ERROR finding at or above --fail-on severity; 2 = could not run (bad input; the message says what to do).";
 
 #[derive(Debug, Parser)]
@@ -157,6 +159,29 @@ enum Command {
         #[arg(long = "for", value_name = "SECONDS")]
         duration: Option<u64>,
     },
+    /// Publish a sealed run to S3 under Object Lock (compliance mode), e.g. one whose
+    /// publishing failed during `run`. Every file is checked against the manifest first.
+    Publish {
+        /// The sealed run directory.
+        run_dir: PathBuf,
+        /// Where to [default: keyproof.toml's publish.target]; the run lands in
+        /// <prefix>/<run-id>/.
+        #[arg(long, value_name = "S3_URL")]
+        to: Option<String>,
+        /// keyproof.toml with a [publish] section [default: ./keyproof.toml if present].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Days the objects stay locked [default: publish.retention_days, 397].
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// Publish even to a bucket without Object Lock (the evidence is then unprotected).
+        #[arg(long)]
+        publish_unlocked: bool,
+    },
+    /// Analyse CloudTrail log files (local or in the trail's S3 bucket) for KMS activity: calls
+    /// per key and principal, failed calls, administrative events, the PCI DSS 10.2.2 field
+    /// check, and detections (root use, cross-account use, unusable keys, spikes, ...).
+    AuditLogs(audit_logs::AuditLogsArgs),
     /// Manage the Ed25519 key that signs run manifests.
     Keys {
         #[command(subcommand)]
@@ -187,6 +212,12 @@ enum Command {
         /// The policy of `--sign-with-kms` (kms:Sign and kms:GetPublicKey).
         #[arg(long, conflicts_with = "selftest")]
         signing: bool,
+        /// The policy of `--publish` (S3 PutObject with retention; edit the bucket and prefix).
+        #[arg(long, conflicts_with_all = ["selftest", "signing"])]
+        publish: bool,
+        /// The policy of `audit-logs --cloudtrail-s3` (list and read the trail's log files).
+        #[arg(long, conflicts_with_all = ["selftest", "signing", "publish"])]
+        logs: bool,
     },
     /// List or show the controls.
     Controls {
@@ -224,6 +255,13 @@ struct SealArgs {
     /// its public key for the auditor with `keyproof keys export-kms`.
     #[arg(long, value_name = "KEY_ARN", conflicts_with = "sign_key")]
     sign_with_kms: Option<String>,
+    /// Publish the sealed run to this S3 location under Object Lock (compliance mode, for
+    /// keyproof.toml's publish.retention_days) [default: publish.target, if set].
+    #[arg(long, value_name = "S3_URL")]
+    publish: Option<String>,
+    /// Publish even to a bucket without Object Lock (the evidence is then unprotected).
+    #[arg(long)]
+    publish_unlocked: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,6 +350,10 @@ struct AwsArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Also analyse the trail's CloudTrail log files over the --since window into the
+    /// snapshot's KMS activity (as `keyproof audit-logs` does).
+    #[command(flatten)]
+    logs: audit_logs::LogSourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -339,7 +381,9 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The chain can carry text from AWS (error messages, names): no control
+            // characters reach the terminal.
+            eprintln!("error: {}", term_safe(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -439,7 +483,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .join(run_id(started))
                     .join("snapshot.json")
             });
-            collect_to(&aws, started, &out, None)?;
+            let config = Some(PathBuf::from("keyproof.toml")).filter(|p| p.exists());
+            collect_to(&aws, started, &out, None, config.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Selftest {
@@ -466,13 +511,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let started = Utc::now();
             let dir = out.unwrap_or_else(|| Path::new("reports").join(run_id(started)));
             let path = dir.join("snapshot.json");
-            collect_to(&aws, started, &path, (!no_selftest).then_some(&selftest))?;
-            // The config used goes beside the snapshot, so the run directory alone re-creates
-            // the reports.
             let config = eval
                 .config
                 .clone()
                 .or_else(|| Some(PathBuf::from("keyproof.toml")).filter(|p| p.exists()));
+            collect_to(
+                &aws,
+                started,
+                &path,
+                (!no_selftest).then_some(&selftest),
+                config.as_deref(),
+            )?;
+            // The config used goes beside the snapshot, so the run directory alone re-creates
+            // the reports.
             if let Some(config) = config {
                 let target = dir.join("keyproof.toml");
                 std::fs::copy(&config, &target).with_context(|| {
@@ -492,6 +543,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             no_signature,
             json,
         } => verify_run(&run_dir, public_key.as_deref(), no_signature, json),
+        Command::AuditLogs(args) => audit_logs::run(args),
+        Command::Publish {
+            run_dir,
+            to,
+            config,
+            retention_days,
+            publish_unlocked,
+        } => {
+            let config_path =
+                config.or_else(|| Some(PathBuf::from("keyproof.toml")).filter(|p| p.exists()));
+            let config = Config::load(config_path.as_deref())?;
+            let Some(target) = to.or(config.publish.target.clone()) else {
+                bail!(
+                    "nowhere to publish to: pass --to s3://bucket/prefix or set publish.target in keyproof.toml"
+                );
+            };
+            let mut publish = config.publish.clone();
+            if let Some(days) = retention_days {
+                publish.retention_days = days;
+            }
+            publish_run(&run_dir, &target, &publish, publish_unlocked)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::History {
             runs,
             rebuild,
@@ -563,13 +637,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("public key sha256 {}", key.fingerprint());
             Ok(ExitCode::SUCCESS)
         }
-        Command::IamPolicy { selftest, signing } => {
+        Command::IamPolicy {
+            selftest,
+            signing,
+            publish,
+            logs,
+        } => {
             print!(
                 "{}",
                 if selftest {
                     crate::collect::SELFTEST_IAM_POLICY
                 } else if signing {
                     crate::collect::SIGNING_IAM_POLICY
+                } else if publish {
+                    crate::collect::PUBLISH_IAM_POLICY
+                } else if logs {
+                    crate::collect::LOGS_IAM_POLICY
                 } else {
                     crate::collect::IAM_POLICY
                 }
@@ -627,11 +710,15 @@ fn collect_to(
     started: DateTime<Utc>,
     out: &Path,
     selftest_args: Option<&SelfTestArgs>,
+    config_path: Option<&Path>,
 ) -> Result<()> {
     let since = parse_since(&aws.since, started)?;
     if since >= started {
         bail!("--since {} is not in the past", aws.since);
     }
+    // The log files are read first: a bad source fails before the long collection.
+    let config = Config::load(config_path)?;
+    let activity = audit_logs::analyse(&aws.logs, since, started, started, &config)?;
     let args = CollectArgs {
         profile: aws.profile.clone(),
         regions: aws.regions.clone(),
@@ -682,7 +769,25 @@ fn collect_to(
         eprintln!("interrupted: no snapshot was written");
         std::process::exit(130);
     };
-    let snapshot = snapshot?;
+    let mut snapshot = snapshot?;
+    if let Some(activity) = activity {
+        eprintln!(
+            "KMS activity: {} events in {} log files ({} unreadable), {} detections{}",
+            activity.activity.events,
+            activity.scan.files_read,
+            activity.scan.issues.len(),
+            activity.activity.detections.len(),
+            activity
+                .integrity
+                .as_ref()
+                .map(|i| format!(
+                    "; digests {}",
+                    if i.intact() { "intact" } else { "NOT intact" }
+                ))
+                .unwrap_or_default()
+        );
+        snapshot.kms_activity = Some(activity);
+    }
     let summary = collect::summarize(&snapshot, &ledger, clock);
     let sha = write_snapshot(&snapshot, out)
         .with_context(|| format!("could not write the snapshot to {}", out.display()))?;
@@ -935,6 +1040,47 @@ fn seal_run(
             runs_dir.join(crate::history::DATABASE).display()
         ),
         Err(e) => eprintln!("warning: run not added to the history: {e}"),
+    }
+    if let Some(target) = seal.publish.as_ref().or(config.publish.target.as_ref()) {
+        publish_run(dir, target, &config.publish, seal.publish_unlocked).with_context(|| {
+            format!(
+                "the run is sealed in {} but was not published; retry with `keyproof publish {} --to {}`",
+                dir.display(),
+                dir.display(),
+                term_safe(target)
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Publishes a sealed run to S3 and says where, until when it is locked.
+fn publish_run(
+    dir: &Path,
+    target: &str,
+    config: &crate::bundle::PublishConfig,
+    allow_unlocked: bool,
+) -> Result<()> {
+    let options = crate::bundle::PublishOptions {
+        target: target.parse()?,
+        retention_days: config.retention_days,
+        allow_unlocked,
+    };
+    let published = crate::bundle::publish(dir, &options)?;
+    match &published.lock {
+        Some((mode, until)) => eprintln!(
+            "published {} files ({} bytes) to {} under Object Lock {mode} until {}",
+            published.files,
+            published.bytes,
+            term_safe(&published.location),
+            until.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => eprintln!(
+            "published {} files ({} bytes) to {} WITHOUT Object Lock: the evidence there can be changed or deleted",
+            published.files,
+            published.bytes,
+            term_safe(&published.location)
+        ),
     }
     Ok(())
 }

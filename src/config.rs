@@ -29,6 +29,10 @@ pub struct Config {
     pub tags: TagConventions,
     /// When `keyproof schedule` runs, what, and how long runs are kept.
     pub schedule: crate::schedule::ScheduleConfig,
+    /// Where sealed runs are published (S3 with Object Lock) and for how long they are locked.
+    pub publish: crate::bundle::PublishConfig,
+    /// How CloudTrail log files are analysed (`keyproof audit-logs`).
+    pub logs: crate::logs::LogsConfig,
 }
 
 /// Parameters available to control expressions as `params.<name>`.

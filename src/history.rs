@@ -646,70 +646,22 @@ pub struct RequirementTrend {
     pub failing: Vec<u64>,
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
 /// Stacked bars of FAIL (red) and ERROR (orange) per run, labelled with the run dates.
 fn trend_svg(points: &[TrendPoint]) -> String {
-    use std::fmt::Write;
-    let (w, h, top, bottom, left) = (640.0_f64, 200.0_f64, 16.0, 40.0, 36.0);
-    let plot_h = h - top - bottom;
-    let max = points
+    let bars: Vec<crate::report::chart::Bar<'_>> = points
         .iter()
-        .map(|p| p.fail + p.error)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let slot = (w - left - 8.0) / points.len().max(1) as f64;
-    let bar = (slot * 0.6).min(36.0);
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="FAIL and ERROR findings per run" font-family="sans-serif" font-size="10">"##
-    );
-    let _ = write!(
-        svg,
-        r##"<line x1="{left}" y1="{y}" x2="{x2}" y2="{y}" stroke="#888"/><text x="{tx}" y="{ty}" text-anchor="end">{max}</text><text x="{tx}" y="{y}" text-anchor="end">0</text>"##,
-        y = top + plot_h,
-        x2 = w - 8.0,
-        tx = left - 4.0,
-        ty = top + 8.0,
-        max = max as u64
-    );
-    for (i, p) in points.iter().enumerate() {
-        let x = left + slot * i as f64 + (slot - bar) / 2.0;
-        let fail_h = plot_h * p.fail as f64 / max;
-        let err_h = plot_h * p.error as f64 / max;
-        let base = top + plot_h;
-        let _ = write!(
-            svg,
-            r##"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{fail_h:.1}" fill="#c0392b"><title>{} FAIL {}</title></rect><rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{err_h:.1}" fill="#e67e22"><title>{} ERROR {}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            base - fail_h,
-            xml_escape(&p.run_id),
-            p.fail,
-            base - fail_h - err_h,
-            xml_escape(&p.run_id),
-            p.error,
-            x + bar / 2.0,
-            base + 14.0,
-            xml_escape(&p.date),
-        );
-    }
-    let _ = write!(
-        svg,
-        r##"<rect x="{left}" y="{ly}" width="10" height="10" fill="#c0392b"/><text x="{l1}" y="{lt}">FAIL</text><rect x="{l2}" y="{ly}" width="10" height="10" fill="#e67e22"/><text x="{l3}" y="{lt}">ERROR</text></svg>"##,
-        ly = h - 14.0,
-        lt = h - 5.0,
-        l1 = left + 14.0,
-        l2 = left + 54.0,
-        l3 = left + 68.0
-    );
-    svg
+        .map(|p| crate::report::chart::Bar {
+            label: &p.date,
+            name: &p.run_id,
+            bottom: p.fail,
+            top: p.error,
+        })
+        .collect();
+    crate::report::chart::stacked_bars(
+        &bars,
+        [("FAIL", "#c0392b"), ("ERROR", "#e67e22")],
+        "FAIL and ERROR findings per run",
+    )
 }
 
 #[cfg(test)]

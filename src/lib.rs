@@ -5,7 +5,8 @@
 //! [`collect`] (AWS → snapshot) → [`snapshot`] (the evidence contract, hashed) →
 //! [`analyze`] (derived facts) → [`rules`] (controls as data → findings) →
 //! [`report`] (PDF, HTML, CSV, JSON) → [`bundle`] (signed, chained evidence). [`selftest`] proves
-//! keys work; [`cli`] drives it all.
+//! keys work; [`logs`] reads CloudTrail log files at scale (KMS activity and detections); [`cli`]
+//! drives it all.
 
 pub mod analyze;
 pub mod bundle;
@@ -14,6 +15,7 @@ pub mod collect;
 pub mod config;
 pub mod fsutil;
 pub mod history;
+pub mod logs;
 pub mod report;
 pub mod rules;
 pub mod schedule;

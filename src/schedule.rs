@@ -152,8 +152,7 @@ pub fn expired(runs_dir: &Path, keep_months: u32, now: DateTime<Utc>) -> Vec<Exp
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter_map(|p| {
-            let bytes = std::fs::read(p.join(crate::bundle::MANIFEST)).ok()?;
-            let m: crate::bundle::Manifest = serde_json::from_slice(&bytes).ok()?;
+            let (m, _, _) = crate::bundle::read_manifest(&p)?;
             Some((p, m))
         })
         .collect();

@@ -7,7 +7,6 @@ use crate::collect::{Guard, Ledger};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Why a KMS key cannot sign.
@@ -107,10 +106,7 @@ impl KmsSigner {
 
     /// SHA-256 of the public key's DER SubjectPublicKeyInfo.
     pub fn fingerprint(&self) -> String {
-        self.public_key
-            .to_public_key_der()
-            .map(|der| hex::encode(Sha256::digest(der.as_bytes())))
-            .unwrap_or_default()
+        super::PublicKey::P256(self.public_key).fingerprint()
     }
 }
 

@@ -219,7 +219,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<(), SealErr
 }
 
 /// Reads `dir/manifest.json`: the manifest and the SHA-256 of its bytes.
-pub(super) fn read_manifest(dir: &Path) -> Option<(Manifest, String, Vec<u8>)> {
+pub fn read_manifest(dir: &Path) -> Option<(Manifest, String, Vec<u8>)> {
     let bytes = std::fs::read(dir.join(MANIFEST)).ok()?;
     let manifest = serde_json::from_slice(&bytes).ok()?;
     let sha = hex::encode(Sha256::digest(&bytes));

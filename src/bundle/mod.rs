@@ -16,12 +16,14 @@
 mod keys;
 mod kms;
 mod manifest;
+mod publish;
 mod verify;
 
 pub use keys::{KeyError, PublicKey, SigningKeyFile, init_keys, load_public_key, load_signing_key};
 pub use kms::{KmsSignError, KmsSigner};
 pub use manifest::{
     FileEntry, MANIFEST, Manifest, ManifestScope, ManifestSigner, PreviousRun, SIGNATURE,
-    SealError, SealInput, SignerInfo, seal,
+    SealError, SealInput, SignerInfo, read_manifest, seal,
 };
+pub use publish::{PublishConfig, PublishError, PublishOptions, Published, S3Url, publish};
 pub use verify::{ChainLink, LinkStatus, SignatureStatus, Verification, verify};

@@ -67,10 +67,64 @@ pub fn signing_policy_actions() -> &'static BTreeSet<String> {
     ACTIONS.get_or_init(|| actions_of(SIGNING_IAM_POLICY))
 }
 
+/// The policy of publishing sealed runs to S3 (`--publish`): write objects with a retention
+/// period and read the bucket's Object Lock configuration back; no delete, no overwrite of
+/// retention.
+pub const PUBLISH_IAM_POLICY: &str = include_str!("../../docs/iam-policy-publish.json");
+
+/// The S3 operations publishing calls, each with the IAM action that authorises it (S3's
+/// operation names and action names differ).
+pub const PUBLISH_OPERATIONS: &[(&str, &str)] = &[
+    ("s3:PutObject", "s3:PutObject"),
+    (
+        "s3:GetObjectLockConfiguration",
+        "s3:GetBucketObjectLockConfiguration",
+    ),
+    ("s3:HeadObject", "s3:GetObject"),
+];
+
+/// Every operation the publishing client may call.
+pub fn publish_operations() -> &'static BTreeSet<String> {
+    static OPS: OnceLock<BTreeSet<String>> = OnceLock::new();
+    OPS.get_or_init(|| {
+        PUBLISH_OPERATIONS
+            .iter()
+            .map(|(op, _)| op.to_string())
+            .collect()
+    })
+}
+
+/// Every action the publishing policy allows.
+pub fn publish_policy_actions() -> BTreeSet<String> {
+    actions_of(PUBLISH_IAM_POLICY)
+}
+
+/// The policy of reading CloudTrail log files from S3 (`audit-logs --cloudtrail-s3`).
+pub const LOGS_IAM_POLICY: &str = include_str!("../../docs/iam-policy-logs.json");
+
+/// The S3 operations log reading calls, each with the IAM action that authorises it.
+pub const LOG_READ_OPERATIONS: &[(&str, &str)] = &[
+    ("s3:ListObjectsV2", "s3:ListBucket"),
+    ("s3:GetObject", "s3:GetObject"),
+    ("s3:HeadObject", "s3:GetObject"),
+    ("cloudtrail:ListPublicKeys", "cloudtrail:ListPublicKeys"),
+];
+
+/// Every operation the log-reading client may call.
+pub fn log_read_operations() -> &'static BTreeSet<String> {
+    static OPS: OnceLock<BTreeSet<String>> = OnceLock::new();
+    OPS.get_or_init(|| {
+        LOG_READ_OPERATIONS
+            .iter()
+            .map(|(op, _)| op.to_string())
+            .collect()
+    })
+}
+
 /// The error an SDK call fails with when the guard refuses it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "keyproof refused to call {action}: it is not in the policy this client is held to (docs/iam-policy.json; docs/iam-policy-selftest.json for the self-test; docs/iam-policy-signing.json for manifest signing)"
+    "keyproof refused to call {action}: it is not in the policy this client is held to (docs/iam-policy.json; docs/iam-policy-selftest.json for the self-test; docs/iam-policy-signing.json for manifest signing; docs/iam-policy-publish.json for publishing)"
 )]
 pub struct Refused {
     pub action: String,
@@ -132,6 +186,28 @@ impl Guard {
             iam_prefix: "kms",
             ledger,
             allowed: signing_policy_actions(),
+        }
+    }
+}
+
+impl Guard {
+    /// A guard holding an S3 client to publishing: PutObject, GetObjectLockConfiguration and
+    /// HeadObject only (docs/iam-policy-publish.json).
+    pub fn publishing(ledger: Arc<Ledger>) -> Guard {
+        Guard {
+            iam_prefix: "s3",
+            ledger,
+            allowed: publish_operations(),
+        }
+    }
+
+    /// A guard holding an S3 or CloudTrail client to reading log files and digest keys:
+    /// ListObjectsV2, GetObject, HeadObject, ListPublicKeys (docs/iam-policy-logs.json).
+    pub fn log_reading(iam_prefix: &'static str, ledger: Arc<Ledger>) -> Guard {
+        Guard {
+            iam_prefix,
+            ledger,
+            allowed: log_read_operations(),
         }
     }
 }
@@ -200,5 +276,41 @@ mod tests {
                 || action == "sts:AssumeRole";
             assert!(read_only, "{action} is not a read-only action");
         }
+    }
+
+    #[test]
+    fn publishing_operations_are_authorised_by_the_shipped_policy() {
+        let policy = publish_policy_actions();
+        for (op, action) in PUBLISH_OPERATIONS {
+            assert!(
+                policy.contains(*action),
+                "{op} needs {action} in the policy"
+            );
+        }
+        // PutObject with a retention date also needs PutObjectRetention, and HeadObject shows
+        // the retention only with GetObjectRetention; nothing deletes.
+        assert!(policy.contains("s3:PutObjectRetention"));
+        assert!(policy.contains("s3:GetObjectRetention"));
+        assert!(
+            policy
+                .iter()
+                .all(|a| !a.contains("Delete") && !a.contains("Bypass"))
+        );
+        assert!(policy.is_disjoint(policy_actions()));
+    }
+
+    #[test]
+    fn log_reading_is_read_only_and_authorised() {
+        let policy = actions_of(LOGS_IAM_POLICY);
+        for (op, action) in LOG_READ_OPERATIONS {
+            assert!(
+                policy.contains(*action),
+                "{op} needs {action} in the policy"
+            );
+        }
+        assert_eq!(
+            policy.into_iter().collect::<Vec<_>>(),
+            vec!["cloudtrail:ListPublicKeys", "s3:GetObject", "s3:ListBucket"]
+        );
     }
 }

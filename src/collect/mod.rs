@@ -24,8 +24,8 @@ pub mod session;
 pub use clients::{ClientFactory, RegionClients, SdkClientFactory, guarded_clients};
 pub use failure::ApiFailure;
 pub use guard::{
-    Guard, IAM_POLICY, Ledger, SELFTEST_IAM_POLICY, SIGNING_IAM_POLICY, policy_actions,
-    selftest_policy_actions, signing_policy_actions,
+    Guard, IAM_POLICY, LOGS_IAM_POLICY, Ledger, PUBLISH_IAM_POLICY, SELFTEST_IAM_POLICY,
+    SIGNING_IAM_POLICY, policy_actions, selftest_policy_actions, signing_policy_actions,
 };
 pub use progress::Progress;
 pub use session::{CollectArgs, Session, SessionError};
@@ -287,6 +287,7 @@ pub async fn collect(
         accounts,
         gaps,
         selftest: None,
+        kms_activity: None,
     }
 }
 

@@ -54,6 +54,7 @@ pub fn render(report: &Report, templates: &Templates) -> Result<Vec<u8>, ReportE
     ctx.insert("key_inventory", &report.key_inventory);
     ctx.insert("coverage", &report.coverage);
     ctx.insert("history", &report.history);
+    ctx.insert("kms_activity", &report.kms_activity);
     let html = tera
         .render("report.html", &ctx)
         .map_err(|e| ReportError::Html(error_chain(&e)))?;

@@ -2,6 +2,8 @@
 //! PDF. Every renderer is a pure function of the model (and, for HTML/PDF, a template), so the
 //! same snapshot gives the same bytes.
 
+pub mod activity;
+pub mod chart;
 pub mod csv;
 pub mod html;
 pub mod json;
@@ -137,6 +139,21 @@ pub fn write_reports(
             source,
         })?;
         written.push(path);
+        // The KMS activity's detections, for engineers' spreadsheets.
+        if format == Format::Csv
+            && let Some(anomalies) = &report.kms_anomalies
+        {
+            let bytes = crate::logs::anomalies_csv(anomalies)?;
+            let path = dir.join(ANOMALIES_CSV);
+            crate::fsutil::write_atomic(&path, &bytes).map_err(|source| ReportError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            written.push(path);
+        }
     }
     Ok(written)
 }
+
+/// The detections of the KMS activity analysis, one row each (written with the CSV format).
+pub const ANOMALIES_CSV: &str = "kms-anomalies.csv";

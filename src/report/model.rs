@@ -212,6 +212,11 @@ pub struct Report {
     pub selftest: Option<SelfTestSection>,
     /// Since the last run and the trend; only for sealed runs with earlier runs beside them.
     pub history: Option<crate::history::HistorySection>,
+    /// KMS activity from the trail's log files; `None` when the snapshot holds none.
+    pub kms_activity: Option<super::activity::ActivitySection>,
+    /// Every detection of the KMS activity, for `kms-anomalies.csv` beside `findings.csv`.
+    #[serde(skip)]
+    pub kms_anomalies: Option<Vec<crate::logs::Detection>>,
 }
 
 impl Report {
@@ -380,6 +385,11 @@ pub fn build_report(
         coverage: coverage(loaded),
         selftest: selftest_section(loaded),
         history: None,
+        kms_activity: snap.kms_activity.as_ref().map(super::activity::section),
+        kms_anomalies: snap
+            .kms_activity
+            .as_ref()
+            .map(|a| a.activity.detections.clone()),
     }
 }
 

@@ -51,6 +51,10 @@ pub struct Snapshot {
     /// written before it existed omit it.
     #[serde(default)]
     pub selftest: Option<SelfTest>,
+    /// KMS activity read from the trail's CloudTrail log files (with the digest check when it
+    /// ran); `None` when no log source was given. Optional: older snapshots omit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_activity: Option<crate::logs::AuditLogs>,
 }
 
 /// The envelope-encryption self-test: known-answer tests, then a round trip per key.

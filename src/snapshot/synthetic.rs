@@ -149,6 +149,7 @@ pub fn synthetic_estate(keys: usize) -> Snapshot {
         accounts,
         gaps: generator.gaps,
         selftest: None,
+        kms_activity: None,
     }
 }
 

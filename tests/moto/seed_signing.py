@@ -6,15 +6,9 @@ Usage: seed_signing.py ENDPOINT_URL. Prints {"key_arn": "..."}.
 import json
 import sys
 
-import boto3
+from aws import client
 
-kms = boto3.client(
-    "kms",
-    region_name="eu-west-1",
-    endpoint_url=sys.argv[1],
-    aws_access_key_id="testing",
-    aws_secret_access_key="testing",
-)
+kms = client("kms", sys.argv[1])
 key = kms.create_key(
     KeySpec="ECC_NIST_P256",
     KeyUsage="SIGN_VERIFY",

@@ -78,10 +78,20 @@ impl Moto {
         self.run_seed("seed_signing.py")
     }
 
+    /// Runs `tests/moto/s3.py ENDPOINT ARGS` (bucket set-up, uploads, inspection).
+    pub fn s3(&self, args: &[&str]) -> serde_json::Value {
+        self.run_script("s3.py", args)
+    }
+
     fn run_seed(&self, name: &str) -> serde_json::Value {
+        self.run_script(name, &[])
+    }
+
+    fn run_script(&self, name: &str, args: &[&str]) -> serde_json::Value {
         let out = Command::new(python())
             .arg(script(name))
             .arg(&self.endpoint)
+            .args(args)
             .output()
             .expect("run seed.py");
         assert!(

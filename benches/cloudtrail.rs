@@ -1,0 +1,233 @@
+//! CloudTrail log benchmark: how fast keyproof reads trail files, next to the decompression
+//! floor. Prints figures; asserts nothing about speed.
+//!
+//! Run with `cargo bench --bench cloudtrail`. It generates realistic gzip CloudTrail files
+//! (mixed services, 10% KMS; `KEYPROOF_BENCH_GB` GB of JSON, default 3) into
+//! `target/bench-cloudtrail/` (reused when the size matches), loads them into memory, then times:
+//!
+//! 1. the floor: libdeflate decompressing every file into one reused buffer, one thread, nothing
+//!    else (one process, not one decompressor process per file);
+//! 2. keyproof's whole file path (decompress, delimit records, parse KMS records, analyse) on
+//!    one thread, then on every core;
+//! 3. peak memory (maximum resident set) of `keyproof audit-logs --local` over windows of 6, 12
+//!    and 24 hours of the same files, in child processes, to show it stays flat as the volume
+//!    grows.
+//!
+//! Targets: one thread at most 1.5× the floor's time; all cores below the floor's time.
+
+use chrono::{DateTime, Duration, Utc};
+use keyproof::logs::source::LogObject;
+use keyproof::logs::synthetic::{self, Spec};
+use keyproof::logs::{LogStore, Rules, SourceError, scan};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+type Error = Box<dyn std::error::Error>;
+
+const START: &str = "2026-11-01T00:00:00Z";
+const RECORDS_PER_FILE: usize = 2_000;
+/// Average size of a generated record, for sizing the run.
+const RECORD_BYTES: f64 = 1_450.0;
+
+/// Files held in memory, so that disk speed is not measured.
+struct MemStore {
+    files: Vec<(LogObject, Vec<u8>)>,
+    threads: usize,
+}
+
+impl LogStore for MemStore {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
+    fn list(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<Vec<LogObject>, SourceError> {
+        Ok(self.files.iter().map(|(o, _)| o.clone()).collect())
+    }
+
+    fn fetch(&self, object: &LogObject) -> Result<Vec<u8>, SourceError> {
+        // The index is in the size field: files are fetched by position, not by name lookup.
+        Ok(self.files[object.size as usize].1.clone())
+    }
+
+    fn parallelism(&self) -> usize {
+        self.threads
+    }
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            files_under(&e.path(), out)?;
+        } else {
+            out.push(e.path());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Error> {
+    let gb: f64 = std::env::var("KEYPROOF_BENCH_GB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3.0);
+    let start: DateTime<Utc> = START.parse()?;
+    let regions = vec!["eu-west-1".to_string(), "us-east-1".to_string()];
+    let hours = 24u32;
+    let records = gb * 1e9 / RECORD_BYTES;
+    let files_per_hour = ((records / RECORDS_PER_FILE as f64) / f64::from(hours) / 2.0)
+        .ceil()
+        .max(1.0) as u32;
+    let spec = Spec {
+        account: synthetic::ACCOUNT.into(),
+        regions,
+        start,
+        hours,
+        files_per_hour,
+        records_per_file: RECORDS_PER_FILE,
+        kms_percent: 10,
+        seed: 42,
+        anomalies: false,
+        digests: false,
+        bucket: String::new(),
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-cloudtrail")
+        .join(format!("{files_per_hour}x{RECORDS_PER_FILE}"));
+    if !dir.join("DONE").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let t = Instant::now();
+        eprintln!(
+            "generating about {gb} GB of CloudTrail JSON into {} ...",
+            dir.display()
+        );
+        let e = synthetic::write(&dir, &spec)?;
+        std::fs::write(dir.join("DONE"), format!("{}\n", e.json_bytes))?;
+        eprintln!(
+            "generated {} files, {} records ({} KMS) in {:.0} s",
+            e.files,
+            e.records,
+            e.kms_events,
+            t.elapsed().as_secs_f64()
+        );
+    }
+
+    let mut paths = Vec::new();
+    files_under(&dir.join("AWSLogs"), &mut paths)?;
+    paths.sort();
+    let mut files = Vec::with_capacity(paths.len());
+    let mut stored = 0u64;
+    for (i, p) in paths.iter().enumerate() {
+        let bytes = std::fs::read(p)?;
+        stored += bytes.len() as u64;
+        files.push((
+            LogObject {
+                name: p.display().to_string(),
+                size: i as u64,
+            },
+            bytes,
+        ));
+    }
+
+    // 1. The floor: libdeflate alone, one thread.
+    let mut d = libdeflater::Decompressor::new();
+    let mut buf = Vec::new();
+    let mut json_bytes = 0u64;
+    let t = Instant::now();
+    for (_, data) in &files {
+        json_bytes += keyproof::logs::parse::gunzip(&mut d, data, &mut buf)? as u64;
+    }
+    let floor = t.elapsed().as_secs_f64();
+
+    println!(
+        "{} files, {:.2} GB of JSON ({:.0} MB gzip), {} records each",
+        files.len(),
+        json_bytes as f64 / 1e9,
+        stored as f64 / 1e6,
+        RECORDS_PER_FILE
+    );
+    println!(
+        "{:<34} {:>8} {:>10} {:>14} {:>8}",
+        "", "seconds", "GB/s JSON", "records/s", "× floor"
+    );
+    let total_records = (files.len() * RECORDS_PER_FILE) as f64;
+    let line = |label: &str, secs: f64| {
+        println!(
+            "{label:<34} {secs:>8.2} {:>10.2} {:>14.0} {:>8.2}",
+            json_bytes as f64 / 1e9 / secs,
+            total_records / secs,
+            secs / floor
+        );
+    };
+    line("floor: libdeflate only, 1 thread", floor);
+
+    // 2. keyproof's path, one thread and all cores.
+    let rules = Rules::new(
+        start,
+        spec.end(),
+        &[],
+        &keyproof::logs::LogsConfig::default(),
+    )?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut store = MemStore { files, threads: 1 };
+    for threads in [1, cores] {
+        store.threads = threads;
+        let t = Instant::now();
+        let result = scan(&store, &rules, false)?;
+        let secs = t.elapsed().as_secs_f64();
+        let report = result.activity.finish(&rules);
+        line(&format!("keyproof, {threads} thread(s)"), secs);
+        println!(
+            "{:<34} {} KMS events ({:.0}/s), {} unreadable files",
+            "",
+            report.events,
+            report.events as f64 / secs,
+            result.stats.issues.len()
+        );
+    }
+
+    // 3. Peak memory as the volume grows.
+    drop(store);
+    let exe = env!("CARGO_BIN_EXE_keyproof");
+    println!("\npeak memory of `keyproof audit-logs --local` (child process):");
+    for window in [6i64, 12, 24] {
+        let until = start + Duration::hours(window);
+        let child = std::process::Command::new(exe)
+            .args([
+                "audit-logs",
+                "--local",
+                dir.to_str().unwrap_or_default(),
+                "--since",
+                &start.to_rfc3339(),
+                "--until",
+                &until.to_rfc3339(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let (secs, max_rss_kib) = wait_with_rusage(child)?;
+        println!(
+            "  {window:>2} h window ({:.2} GB of JSON): {:>6.0} MiB peak, {secs:.1} s",
+            json_bytes as f64 / 1e9 * window as f64 / 24.0,
+            max_rss_kib as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+/// Waits for the child and returns its wall time and maximum resident set size (KiB).
+fn wait_with_rusage(child: std::process::Child) -> Result<(f64, i64), Error> {
+    let t = Instant::now();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 writes into the two out-parameters, both valid for the call; the pid is our
+    // own child, not yet waited for.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r != pid {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok((t.elapsed().as_secs_f64(), usage.ru_maxrss))
+}

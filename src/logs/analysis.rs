@@ -1,0 +1,842 @@
+//! KMS activity over a window, per key and per principal, and the detections an engineer acts
+//! on and an auditor reads as evidence that the logs were reviewed (PCI DSS 10.4.1, 10.4.1.1,
+//! 10.4.3, 10.7).
+//!
+//! [`Activity`] is a partial result: workers fill one each from their files and the partials
+//! merge, so the result does not depend on file order or thread count. Memory grows with the
+//! number of keys, principals and active hours, never with the number of events: each
+//! detection keeps its first [`LogsConfig::evidence_per_detection`] events and a count.
+//!
+//! Detections:
+//! - **Root use**: any KMS call by an account's root user (10.2.1.2).
+//! - **Cross-account use**: a key used by a principal of another account that is not in
+//!   `parameters.allowed_accounts`.
+//! - **Source IP outside the allowed ranges**: a call from an IP address outside
+//!   `logs.allowed_source_cidrs` (calls made by AWS services on the caller's behalf carry a
+//!   service name instead of an address and are not judged). Off when no range is configured.
+//! - **Use of a disabled key or a key pending deletion**: a call that failed with
+//!   `DisabledException` or `KMSInvalidStateException`. KMS refuses every such use, so the
+//!   failure is how the logs show that something still depends on a key being retired.
+//! - **Access denied**: calls refused with `AccessDeniedException` (invalid logical access
+//!   attempts, 10.2.1.4), per principal and key.
+//! - **Sensitive administrative change**: key deletion scheduled, key disabled, rotation turned
+//!   off, imported key material deleted, a key policy replaced, a custom key store
+//!   disconnected, for review (3.6/3.7, 10.2.1.7).
+//! - **Volume spike**: an hour in which a principal made far more calls than its own baseline.
+//!   The statistic is a robust z-score over the principal's hourly call counts in the window
+//!   (hours without calls count as zero): with median `m` and median absolute deviation `MAD`,
+//!   an hour with `n` calls is a spike when `n ≥ spike_min_calls`, `n ≥ 3·m` and
+//!   `(n − m) / max(1.4826·MAD, 1) ≥ spike_threshold`. Median and MAD are not moved by the spike
+//!   itself, unlike a mean and standard deviation.
+
+use super::record::{EventRef, KmsRecord};
+use chrono::{DateTime, NaiveDate, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+/// `[logs]` in keyproof.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// CIDR ranges KMS calls are expected from (offices, VPN, NAT gateways), e.g.
+    /// `["10.0.0.0/8", "203.0.113.0/24"]`. Default: none, and the source-IP check is off.
+    pub allowed_source_cidrs: Vec<String>,
+    /// Fewest calls in an hour that can count as a volume spike. Default 100.
+    pub spike_min_calls: u64,
+    /// Robust z-score an hour must reach to be a spike. Default 6.
+    pub spike_threshold: f64,
+    /// Events cited per detection (the count covers all). Default 20.
+    pub evidence_per_detection: usize,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            allowed_source_cidrs: Vec::new(),
+            spike_min_calls: 100,
+            spike_threshold: 6.0,
+            evidence_per_detection: 20,
+        }
+    }
+}
+
+/// Why the analysis settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("logs.allowed_source_cidrs: {value:?} is not a CIDR range (e.g. 10.0.0.0/8): {message}")]
+pub struct BadCidr {
+    pub value: String,
+    pub message: String,
+}
+
+/// The settings the analysis runs with.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub allowed_accounts: BTreeSet<String>,
+    pub allowed_ranges: Vec<IpNet>,
+    pub config: LogsConfig,
+}
+
+impl Rules {
+    pub fn new(
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        allowed_accounts: &[String],
+        config: &LogsConfig,
+    ) -> Result<Rules, BadCidr> {
+        let allowed_ranges = config
+            .allowed_source_cidrs
+            .iter()
+            .map(|c| {
+                c.parse::<IpNet>().map_err(|e| BadCidr {
+                    value: c.clone(),
+                    message: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Rules {
+            since,
+            until,
+            allowed_accounts: allowed_accounts.iter().cloned().collect(),
+            allowed_ranges,
+            config: config.clone(),
+        })
+    }
+}
+
+/// What kind of detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DetectionKind {
+    RootUse,
+    UnusableKeyUse,
+    CrossAccountUse,
+    SourceIpOutsideRanges,
+    VolumeSpike,
+    AccessDenied,
+    SensitiveAdminChange,
+}
+
+impl DetectionKind {
+    pub fn severity(self) -> &'static str {
+        match self {
+            DetectionKind::RootUse | DetectionKind::UnusableKeyUse => "HIGH",
+            DetectionKind::CrossAccountUse
+            | DetectionKind::SourceIpOutsideRanges
+            | DetectionKind::VolumeSpike => "MEDIUM",
+            DetectionKind::AccessDenied => "LOW",
+            DetectionKind::SensitiveAdminChange => "REVIEW",
+        }
+    }
+
+    /// PCI DSS v4.0.1 requirements the detection is evidence for.
+    pub fn requirements(self) -> &'static [&'static str] {
+        match self {
+            DetectionKind::RootUse => &["10.2.1.2", "10.4.1"],
+            DetectionKind::UnusableKeyUse => &["3.7.5", "10.4.1"],
+            DetectionKind::CrossAccountUse => &["3.5.1", "10.4.1"],
+            DetectionKind::SourceIpOutsideRanges => &["10.4.1"],
+            DetectionKind::VolumeSpike => &["10.4.1.1"],
+            DetectionKind::AccessDenied => &["10.2.1.4", "10.4.1"],
+            DetectionKind::SensitiveAdminChange => &["3.6.1", "3.7.1", "10.2.1.7", "10.4.1"],
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            DetectionKind::RootUse => "KMS call by the root user",
+            DetectionKind::UnusableKeyUse => "Use of a disabled key or a key pending deletion",
+            DetectionKind::CrossAccountUse => "Key used from another account",
+            DetectionKind::SourceIpOutsideRanges => "Call from outside the allowed IP ranges",
+            DetectionKind::VolumeSpike => "Call volume far above the principal's baseline",
+            DetectionKind::AccessDenied => "Access denied",
+            DetectionKind::SensitiveAdminChange => "Sensitive administrative change",
+        }
+    }
+}
+
+/// Administrative changes that are always put in front of a reviewer.
+pub const SENSITIVE_EVENTS: &[&str] = &[
+    "DeleteImportedKeyMaterial",
+    "DisableKey",
+    "DisableKeyRotation",
+    "DisconnectCustomKeyStore",
+    "DeleteCustomKeyStore",
+    "PutKeyPolicy",
+    "ScheduleKeyDeletion",
+];
+
+/// The error codes of a call on a key that cannot be used.
+const UNUSABLE_KEY_ERRORS: &[&str] = &[
+    "DisabledException",
+    "KMSInvalidStateException",
+    "KeyUnavailableException",
+];
+
+/// One detection: what, who, which key, how many times, and the events that show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub kind: DetectionKind,
+    pub severity: String,
+    pub requirements: Vec<String>,
+    pub title: String,
+    pub principal: Option<String>,
+    pub key: Option<String>,
+    /// What sets this group apart (the source IP, the hour of a spike, the event name).
+    pub detail: String,
+    pub count: u64,
+    /// The first events, oldest first; `count` covers them all.
+    pub events: Vec<EventRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct GroupKey {
+    kind: DetectionKind,
+    principal: Option<String>,
+    key: Option<String>,
+    detail: String,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Group {
+    count: u64,
+    events: Vec<EventRef>,
+}
+
+impl Group {
+    fn add(&mut self, event: EventRef, keep: usize) {
+        self.count += 1;
+        self.events.push(event);
+        if self.events.len() >= keep.saturating_mul(2).max(2) {
+            self.trim(keep);
+        }
+    }
+
+    fn trim(&mut self, keep: usize) {
+        self.events.sort();
+        self.events.dedup();
+        self.events.truncate(keep);
+    }
+
+    fn merge(&mut self, other: Group, keep: usize) {
+        self.count += other.count;
+        self.events.extend(other.events);
+        self.trim(keep);
+    }
+}
+
+/// Calls on one key.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyActivity {
+    pub calls: u64,
+    pub failed: u64,
+    pub by_operation: BTreeMap<String, u64>,
+    pub errors_by_code: BTreeMap<String, u64>,
+    pub principals: BTreeSet<String>,
+}
+
+/// Calls by one principal.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalActivity {
+    pub identity_type: Option<String>,
+    pub account: Option<String>,
+    pub calls: u64,
+    pub failed: u64,
+    pub by_operation: BTreeMap<String, u64>,
+    pub keys: BTreeSet<String>,
+}
+
+/// Calls on one day.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayVolume {
+    pub calls: u64,
+    pub failed: u64,
+}
+
+/// Counts of records carrying each PCI DSS 10.2.2 field.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldCounts {
+    pub records: u64,
+    pub identity: u64,
+    pub event_type: u64,
+    pub time: u64,
+    pub outcome: u64,
+    pub origin: u64,
+    pub resource: u64,
+    /// Records that carry all six.
+    pub complete: u64,
+}
+
+impl FieldCounts {
+    fn add(&mut self, r: &KmsRecord) {
+        let f = &r.fields;
+        self.records += 1;
+        self.identity += u64::from(f.identity);
+        self.event_type += u64::from(f.event_type);
+        self.time += u64::from(f.time);
+        self.outcome += u64::from(f.outcome);
+        self.origin += u64::from(f.origin);
+        self.resource += u64::from(f.resource);
+        self.complete += u64::from(f.all());
+    }
+
+    fn merge(&mut self, o: &FieldCounts) {
+        self.records += o.records;
+        self.identity += o.identity;
+        self.event_type += o.event_type;
+        self.time += o.time;
+        self.outcome += o.outcome;
+        self.origin += o.origin;
+        self.resource += o.resource;
+        self.complete += o.complete;
+    }
+
+    /// The share of records that carry every field, in percent (100 when there are none).
+    pub fn complete_percent(&self) -> f64 {
+        if self.records == 0 {
+            100.0
+        } else {
+            self.complete as f64 * 100.0 / self.records as f64
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Hour {
+    count: u64,
+    first: Option<EventRef>,
+}
+
+/// A partial analysis, filled from records and merged with others.
+#[derive(Debug, Default, Clone)]
+pub struct Activity {
+    /// KMS records in the window.
+    pub events: u64,
+    pub failed: u64,
+    /// KMS records outside the window (read, not analysed).
+    pub outside_window: u64,
+    /// KMS records without a usable event time (counted, not placed in time).
+    pub undated: u64,
+    pub by_key: HashMap<String, KeyActivity>,
+    pub by_principal: HashMap<String, PrincipalActivity>,
+    pub by_operation: BTreeMap<String, u64>,
+    pub errors_by_code: BTreeMap<String, u64>,
+    pub daily: BTreeMap<NaiveDate, DayVolume>,
+    pub fields: FieldCounts,
+    /// Administrative events (any of [`crate::collect::cloudtrail::ADMINISTRATIVE_EVENTS`]).
+    admin: Group,
+    groups: HashMap<GroupKey, Group>,
+    hours: HashMap<String, BTreeMap<i64, Hour>>,
+}
+
+/// Cryptographic operations: a use of the key, as opposed to managing it.
+pub fn is_use(event_name: &str) -> bool {
+    matches!(
+        event_name,
+        "Encrypt"
+            | "Decrypt"
+            | "ReEncrypt"
+            | "GenerateDataKey"
+            | "GenerateDataKeyWithoutPlaintext"
+            | "GenerateDataKeyPair"
+            | "GenerateDataKeyPairWithoutPlaintext"
+            | "Sign"
+            | "Verify"
+            | "GenerateMac"
+            | "VerifyMac"
+            | "DeriveSharedSecret"
+    )
+}
+
+/// The most administrative events listed; the count covers all.
+pub const ADMIN_LIMIT: usize = 5_000;
+
+impl Activity {
+    /// Adds one record.
+    pub fn add(&mut self, r: &KmsRecord, rules: &Rules) {
+        let keep = rules.config.evidence_per_detection;
+        if !r.fields.time {
+            self.undated += 1;
+        } else if r.event_time < rules.since || r.event_time >= rules.until {
+            self.outside_window += 1;
+            return;
+        }
+        self.events += 1;
+        self.fields.add(r);
+        let failed = r.failed();
+        self.failed += u64::from(failed);
+        *self.by_operation.entry(r.event_name.clone()).or_default() += 1;
+        if let Some(code) = &r.error_code {
+            *self.errors_by_code.entry(code.clone()).or_default() += 1;
+        }
+        if r.fields.time {
+            let day = self.daily.entry(r.event_time.date_naive()).or_default();
+            day.calls += 1;
+            day.failed += u64::from(failed);
+        }
+        let principal = r.principal.clone().unwrap_or_else(|| "<unknown>".into());
+        if let Some(key) = &r.key {
+            let k = self.by_key.entry(key.clone()).or_default();
+            k.calls += 1;
+            k.failed += u64::from(failed);
+            *k.by_operation.entry(r.event_name.clone()).or_default() += 1;
+            if let Some(code) = &r.error_code {
+                *k.errors_by_code.entry(code.clone()).or_default() += 1;
+            }
+            if !k.principals.contains(&principal) {
+                k.principals.insert(principal.clone());
+            }
+        }
+        let p = self.by_principal.entry(principal.clone()).or_default();
+        p.calls += 1;
+        p.failed += u64::from(failed);
+        *p.by_operation.entry(r.event_name.clone()).or_default() += 1;
+        if p.identity_type.is_none() {
+            p.identity_type = r.identity_type.clone();
+        }
+        if p.account.is_none() {
+            p.account = r.principal_account.clone();
+        }
+        if let Some(key) = &r.key
+            && !p.keys.contains(key)
+        {
+            p.keys.insert(key.clone());
+        }
+        if r.fields.time {
+            let hour = r.event_time.timestamp().div_euclid(3600);
+            let cell = self
+                .hours
+                .entry(principal.clone())
+                .or_default()
+                .entry(hour)
+                .or_default();
+            cell.count += 1;
+            let ev = r.evidence();
+            if cell.first.as_ref().is_none_or(|f| ev < *f) {
+                cell.first = Some(ev);
+            }
+        }
+
+        if crate::collect::cloudtrail::ADMINISTRATIVE_EVENTS.contains(&r.event_name.as_str()) {
+            self.admin.add(r.evidence(), ADMIN_LIMIT);
+        }
+        let mut detect = |kind: DetectionKind, detail: String| {
+            let key = GroupKey {
+                kind,
+                principal: r.principal.clone(),
+                key: r.key.clone(),
+                detail,
+            };
+            self.groups.entry(key).or_default().add(r.evidence(), keep);
+        };
+        if r.identity_type.as_deref() == Some("Root") {
+            detect(DetectionKind::RootUse, String::new());
+        }
+        if let Some(code) = r.error_code.as_deref() {
+            if UNUSABLE_KEY_ERRORS.contains(&code) {
+                detect(DetectionKind::UnusableKeyUse, code.to_string());
+            } else if code == "AccessDenied" || code == "AccessDeniedException" {
+                detect(DetectionKind::AccessDenied, r.event_name.clone());
+            }
+        }
+        if SENSITIVE_EVENTS.contains(&r.event_name.as_str()) {
+            detect(DetectionKind::SensitiveAdminChange, r.event_name.clone());
+        }
+        if let (Some(caller), Some(owner)) = (r.principal_account.as_deref(), r.key_account())
+            && caller != owner
+            && !rules.allowed_accounts.contains(caller)
+            && r.identity_type.as_deref() != Some("AWSService")
+        {
+            detect(
+                DetectionKind::CrossAccountUse,
+                format!("account {caller} on a key of account {owner}"),
+            );
+        }
+        if !rules.allowed_ranges.is_empty()
+            && let Some(ip) = r
+                .source_ip
+                .as_deref()
+                .and_then(|s| s.parse::<IpAddr>().ok())
+            && !rules.allowed_ranges.iter().any(|n| n.contains(&ip))
+        {
+            detect(DetectionKind::SourceIpOutsideRanges, ip.to_string());
+        }
+    }
+
+    /// Adds every record of a file.
+    pub fn add_all(&mut self, records: &[KmsRecord], rules: &Rules) {
+        for r in records {
+            self.add(r, rules);
+        }
+    }
+
+    /// Merges another partial into this one.
+    pub fn merge(mut self, other: Activity, rules: &Rules) -> Activity {
+        let keep = rules.config.evidence_per_detection;
+        self.events += other.events;
+        self.failed += other.failed;
+        self.outside_window += other.outside_window;
+        self.undated += other.undated;
+        for (k, v) in other.by_key {
+            let e = self.by_key.entry(k).or_default();
+            e.calls += v.calls;
+            e.failed += v.failed;
+            add_counts(&mut e.by_operation, v.by_operation);
+            add_counts(&mut e.errors_by_code, v.errors_by_code);
+            e.principals.extend(v.principals);
+        }
+        for (k, v) in other.by_principal {
+            let e = self.by_principal.entry(k).or_default();
+            e.calls += v.calls;
+            e.failed += v.failed;
+            add_counts(&mut e.by_operation, v.by_operation);
+            e.keys.extend(v.keys);
+            if e.identity_type.is_none() {
+                e.identity_type = v.identity_type;
+            }
+            if e.account.is_none() {
+                e.account = v.account;
+            }
+        }
+        add_counts(&mut self.by_operation, other.by_operation);
+        add_counts(&mut self.errors_by_code, other.errors_by_code);
+        for (d, v) in other.daily {
+            let e = self.daily.entry(d).or_default();
+            e.calls += v.calls;
+            e.failed += v.failed;
+        }
+        self.fields.merge(&other.fields);
+        self.admin.merge(other.admin, ADMIN_LIMIT);
+        for (k, g) in other.groups {
+            self.groups.entry(k).or_default().merge(g, keep);
+        }
+        for (principal, hours) in other.hours {
+            let mine = self.hours.entry(principal).or_default();
+            for (h, cell) in hours {
+                let e = mine.entry(h).or_default();
+                e.count += cell.count;
+                if let Some(f) = cell.first
+                    && e.first.as_ref().is_none_or(|mine| f < *mine)
+                {
+                    e.first = Some(f);
+                }
+            }
+        }
+        self
+    }
+
+    /// The volume spikes, per principal (see the module documentation for the statistic).
+    fn spikes(&self, rules: &Rules) -> Vec<Detection> {
+        let cfg = &rules.config;
+        let first_hour = rules.since.timestamp().div_euclid(3600);
+        let last_hour = (rules.until.timestamp() - 1).div_euclid(3600);
+        let span = (last_hour - first_hour + 1).max(1) as usize;
+        let mut out = Vec::new();
+        for (principal, hours) in &self.hours {
+            let mut counts: Vec<u64> = hours.values().map(|h| h.count).collect();
+            counts.resize(span.max(counts.len()), 0);
+            let median = median(&mut counts);
+            let mut deviations: Vec<u64> = counts.iter().map(|c| c.abs_diff(median)).collect();
+            let mad = median_of(&mut deviations);
+            let scale = (1.4826 * mad as f64).max(1.0);
+            for (hour, cell) in hours {
+                let n = cell.count;
+                let z = (n as f64 - median as f64) / scale;
+                if n >= cfg.spike_min_calls && n >= 3 * median && z >= cfg.spike_threshold {
+                    let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or(rules.since);
+                    out.push(Detection {
+                        kind: DetectionKind::VolumeSpike,
+                        severity: DetectionKind::VolumeSpike.severity().into(),
+                        requirements: strings(DetectionKind::VolumeSpike.requirements()),
+                        title: DetectionKind::VolumeSpike.title().into(),
+                        principal: Some(principal.clone()),
+                        key: None,
+                        detail: format!(
+                            "{n} calls in the hour from {} (baseline: median {median} per hour, MAD {mad}, z = {z:.1})",
+                            start.format("%Y-%m-%d %H:00 UTC")
+                        ),
+                        count: n,
+                        events: cell.first.iter().cloned().collect(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The finished analysis.
+    pub fn finish(self, rules: &Rules) -> ActivityReport {
+        let mut detections: Vec<Detection> = self
+            .groups
+            .iter()
+            .map(|(k, g)| {
+                let mut events = g.events.clone();
+                events.sort();
+                events.truncate(rules.config.evidence_per_detection);
+                Detection {
+                    kind: k.kind,
+                    severity: k.kind.severity().into(),
+                    requirements: strings(k.kind.requirements()),
+                    title: k.kind.title().into(),
+                    principal: k.principal.clone(),
+                    key: k.key.clone(),
+                    detail: k.detail.clone(),
+                    count: g.count,
+                    events,
+                }
+            })
+            .collect();
+        detections.extend(self.spikes(rules));
+        detections.sort_by(|a, b| {
+            (
+                a.kind,
+                std::cmp::Reverse(a.count),
+                &a.principal,
+                &a.key,
+                &a.detail,
+            )
+                .cmp(&(
+                    b.kind,
+                    std::cmp::Reverse(b.count),
+                    &b.principal,
+                    &b.key,
+                    &b.detail,
+                ))
+        });
+        let mut admin = self.admin.events.clone();
+        admin.sort();
+        let admin_omitted = self.admin.count.saturating_sub(admin.len() as u64);
+        ActivityReport {
+            window_start: rules.since,
+            window_end: rules.until,
+            events: self.events,
+            failed: self.failed,
+            outside_window: self.outside_window,
+            undated: self.undated,
+            by_operation: self.by_operation,
+            errors_by_code: self.errors_by_code,
+            daily: self.daily,
+            keys: self.by_key.into_iter().collect(),
+            principals: self.by_principal.into_iter().collect(),
+            fields: self.fields,
+            admin_events: admin,
+            admin_omitted,
+            detections,
+            source_ip_check: !rules.allowed_ranges.is_empty(),
+        }
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k).or_default() += v;
+    }
+}
+
+fn median(v: &mut [u64]) -> u64 {
+    median_of(v)
+}
+
+fn median_of(v: &mut [u64]) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let mid = v.len() / 2;
+    *v.select_nth_unstable(mid).1
+}
+
+/// The finished analysis of the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityReport {
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    /// KMS events in the window.
+    pub events: u64,
+    pub failed: u64,
+    pub outside_window: u64,
+    pub undated: u64,
+    pub by_operation: BTreeMap<String, u64>,
+    pub errors_by_code: BTreeMap<String, u64>,
+    pub daily: BTreeMap<NaiveDate, DayVolume>,
+    pub keys: BTreeMap<String, KeyActivity>,
+    pub principals: BTreeMap<String, PrincipalActivity>,
+    /// PCI DSS 10.2.2: how many records carry each required field.
+    pub fields: FieldCounts,
+    /// Administrative events, oldest first (at most [`ADMIN_LIMIT`]).
+    pub admin_events: Vec<EventRef>,
+    pub admin_omitted: u64,
+    pub detections: Vec<Detection>,
+    /// Whether source IPs were checked (allowed ranges are configured).
+    pub source_ip_check: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::record::RequiredFields;
+
+    fn rules() -> Rules {
+        let since = "2026-11-01T00:00:00Z".parse().expect("time");
+        let until = "2026-11-02T00:00:00Z".parse().expect("time");
+        Rules::new(
+            since,
+            until,
+            &["999988887777".to_string()],
+            &LogsConfig {
+                allowed_source_cidrs: vec!["10.0.0.0/8".into()],
+                ..LogsConfig::default()
+            },
+        )
+        .expect("rules")
+    }
+
+    fn rec(id: &str, minute: i64, name: &str) -> KmsRecord {
+        KmsRecord {
+            event_id: id.into(),
+            event_time: DateTime::from_timestamp(1_793_491_200 + minute * 60, 0).expect("time"),
+            event_name: name.into(),
+            region: "eu-west-1".into(),
+            identity_type: Some("AssumedRole".into()),
+            principal: Some("arn:aws:iam::111122223333:role/app".into()),
+            principal_account: Some("111122223333".into()),
+            source_ip: Some("10.1.2.3".into()),
+            key: Some("arn:aws:kms:eu-west-1:111122223333:key/k1".into()),
+            error_code: None,
+            fields: RequiredFields {
+                identity: true,
+                event_type: true,
+                time: true,
+                outcome: true,
+                origin: true,
+                resource: true,
+            },
+        }
+    }
+
+    #[test]
+    fn detections_and_merge_do_not_depend_on_order() {
+        let rules = rules();
+        let mut records = Vec::new();
+        for i in 0..50 {
+            records.push(rec(&format!("use-{i}"), i, "Decrypt"));
+        }
+        let mut root = rec("root-1", 5, "Decrypt");
+        root.identity_type = Some("Root".into());
+        root.principal = Some("arn:aws:iam::111122223333:root".into());
+        let mut foreign = rec("x-1", 7, "Decrypt");
+        foreign.principal_account = Some("444455556666".into());
+        foreign.principal = Some("arn:aws:iam::444455556666:role/x".into());
+        let mut allowed = rec("dr-1", 8, "Decrypt");
+        allowed.principal_account = Some("999988887777".into());
+        let mut ip = rec("ip-1", 9, "Encrypt");
+        ip.source_ip = Some("198.51.100.7".into());
+        let mut service = rec("svc-1", 9, "Decrypt");
+        service.source_ip = Some("s3.amazonaws.com".into());
+        let mut pending = rec("pd-1", 10, "Decrypt");
+        pending.error_code = Some("KMSInvalidStateException".into());
+        let mut denied = rec("ad-1", 11, "Decrypt");
+        denied.error_code = Some("AccessDenied".into());
+        let sched = rec("sd-1", 12, "ScheduleKeyDeletion");
+        let outside = rec("old-1", -10, "Decrypt");
+        records.extend([
+            root, foreign, allowed, ip, service, pending, denied, sched, outside,
+        ]);
+
+        let one = {
+            let mut a = Activity::default();
+            a.add_all(&records, &rules);
+            a.finish(&rules)
+        };
+        let split = {
+            let (x, y) = records.split_at(23);
+            let mut a = Activity::default();
+            a.add_all(y, &rules);
+            let mut b = Activity::default();
+            b.add_all(x, &rules);
+            a.merge(b, &rules).finish(&rules)
+        };
+        assert_eq!(one, split);
+        let kinds: Vec<(DetectionKind, String)> = one
+            .detections
+            .iter()
+            .map(|d| {
+                (
+                    d.kind,
+                    d.events
+                        .first()
+                        .map(|e| e.event_id.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (DetectionKind::RootUse, "root-1".to_string()),
+                (DetectionKind::UnusableKeyUse, "pd-1".into()),
+                (DetectionKind::CrossAccountUse, "x-1".into()),
+                (DetectionKind::SourceIpOutsideRanges, "ip-1".into()),
+                (DetectionKind::AccessDenied, "ad-1".into()),
+                (DetectionKind::SensitiveAdminChange, "sd-1".into()),
+            ]
+        );
+        assert_eq!(one.events, 58);
+        assert_eq!(one.outside_window, 1);
+        assert_eq!(one.failed, 2);
+        assert_eq!(one.admin_events.len(), 1);
+    }
+
+    #[test]
+    fn a_spike_against_the_principals_own_baseline() {
+        let rules = rules();
+        let mut a = Activity::default();
+        // 20 calls an hour all day, then 400 in hour 13.
+        for hour in 0..24 {
+            let n = if hour == 13 { 400 } else { 20 };
+            for i in 0..n {
+                a.add(
+                    &rec(&format!("h{hour}-{i}"), hour * 60 + (i % 60), "Decrypt"),
+                    &rules,
+                );
+            }
+        }
+        let report = a.finish(&rules);
+        let spikes: Vec<&Detection> = report
+            .detections
+            .iter()
+            .filter(|d| d.kind == DetectionKind::VolumeSpike)
+            .collect();
+        assert_eq!(spikes.len(), 1, "{spikes:?}");
+        assert_eq!(spikes[0].count, 400);
+        assert!(
+            spikes[0].detail.contains("13:00 UTC"),
+            "{}",
+            spikes[0].detail
+        );
+
+        // A steady 400 an hour is its own baseline: no spike.
+        let mut steady = Activity::default();
+        for hour in 0..24 {
+            for i in 0..400 {
+                steady.add(
+                    &rec(&format!("s{hour}-{i}"), hour * 60 + (i % 60), "Decrypt"),
+                    &rules,
+                );
+            }
+        }
+        assert!(
+            steady
+                .finish(&rules)
+                .detections
+                .iter()
+                .all(|d| d.kind != DetectionKind::VolumeSpike)
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! Reading one CloudTrail log file fast: gzip → the `Records` array → typed KMS records.
+//!
+//! The file is decompressed whole with libdeflate into a buffer the worker reuses (CloudTrail
+//! files are small; the gzip trailer gives the exact size). Each record of the array is
+//! delimited by sonic-rs's SIMD skipping, which validates the JSON but builds nothing; only a
+//! record that contains the byte string `"kms.amazonaws.com"` is deserialised, borrowing from the
+//! buffer, into the few fields keyproof uses. Everything else a trail logs (the large majority)
+//! is skipped without being parsed into values.
+//!
+//! A file that is not gzip, not JSON, truncated, or not a CloudTrail log is reported with the
+//! byte offset and reason, and its records are not counted at all (a half-read file would
+//! under-count silently).
+
+use super::record::{KmsRecord, RawRecord};
+use flate2::read::MultiGzDecoder;
+use libdeflater::{DecompressionError, Decompressor};
+use memchr::memmem::Finder;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::io::Read;
+
+/// The most a single log file may decompress to (CloudTrail's own files are far smaller).
+pub const MAX_FILE_BYTES: usize = 1 << 30;
+
+/// Deflate cannot expand data by more than about 1032:1; a larger size in the gzip trailer is
+/// a lie and is not allocated.
+const MAX_RATIO: usize = 1032;
+
+/// What one good file held.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    /// Every record of the file, KMS or not.
+    pub records: u64,
+    /// The KMS records.
+    pub kms: Vec<KmsRecord>,
+    /// Size of the file as read.
+    pub stored_bytes: u64,
+    /// Size of its JSON.
+    pub json_bytes: u64,
+}
+
+/// A file that could not be read, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{file}: {reason}{}", offset.map(|o| format!(" (at byte {o})")).unwrap_or_default())]
+pub struct FileIssue {
+    pub file: String,
+    /// Byte offset in the decompressed JSON, when the problem is in the JSON.
+    pub offset: Option<u64>,
+    pub reason: String,
+}
+
+/// A reusable parser: one per worker thread.
+pub struct LogParser {
+    decompressor: Decompressor,
+    buffer: Vec<u8>,
+    kms_marker: Finder<'static>,
+    /// Whether to hash each file's uncompressed content (for digest verification).
+    pub hash: bool,
+    /// The SHA-256 of the last file's uncompressed content, when hashing and it decompressed.
+    pub last_sha256: Option<String>,
+}
+
+impl Default for LogParser {
+    fn default() -> Self {
+        LogParser::new()
+    }
+}
+
+impl LogParser {
+    pub fn new() -> LogParser {
+        LogParser {
+            decompressor: Decompressor::new(),
+            buffer: Vec::new(),
+            kms_marker: Finder::new(b"\"kms.amazonaws.com\""),
+            hash: false,
+            last_sha256: None,
+        }
+    }
+
+    /// Reads one log file (gzip or plain JSON). `name` is used in issues only.
+    pub fn scan(&mut self, name: &str, data: &[u8]) -> Result<FileScan, FileIssue> {
+        let issue = |offset: Option<u64>, reason: String| FileIssue {
+            file: name.to_string(),
+            offset,
+            reason,
+        };
+        self.last_sha256 = None;
+        let json: &[u8] = if data.starts_with(&[0x1f, 0x8b]) {
+            let n = gunzip(&mut self.decompressor, data, &mut self.buffer)
+                .map_err(|reason| issue(None, reason))?;
+            &self.buffer[..n]
+        } else {
+            data
+        };
+        if self.hash {
+            use sha2::Digest as _;
+            self.last_sha256 = Some(hex::encode(sha2::Sha256::digest(json)));
+        }
+        let mut scan = FileScan {
+            stored_bytes: data.len() as u64,
+            json_bytes: json.len() as u64,
+            ..FileScan::default()
+        };
+        scan_records(json, &self.kms_marker, &mut scan)
+            .map_err(|(offset, reason)| issue(offset, reason))?;
+        Ok(scan)
+    }
+}
+
+/// Decompresses gzip `data` into `buf` (grown as needed, never shrunk) and returns the length.
+pub fn gunzip(
+    decompressor: &mut Decompressor,
+    data: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<usize, String> {
+    // ISIZE, the last four bytes: the uncompressed size modulo 2^32.
+    let isize = data
+        .len()
+        .checked_sub(4)
+        .and_then(|at| data.get(at..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(|b| u32::from_le_bytes(b) as usize)
+        .unwrap_or(0);
+    let ceiling = data.len().saturating_mul(MAX_RATIO).min(MAX_FILE_BYTES);
+    let mut size = isize.clamp(64, ceiling.max(64));
+    loop {
+        if buf.len() < size {
+            buf.resize(size, 0);
+        }
+        match decompressor.gzip_decompress(data, &mut buf[..size]) {
+            // libdeflate reads the first gzip member and ignores what follows: the file's
+            // trailer (CRC-32 and size of its last member) must be this member's, or more
+            // members follow.
+            Ok(n) if trailer_matches(data, &buf[..n]) => return Ok(n),
+            Ok(_) => return multi_member(data, buf),
+            Err(DecompressionError::InsufficientSpace) if size < ceiling => {
+                size = size.saturating_mul(2).min(ceiling);
+            }
+            Err(DecompressionError::InsufficientSpace) => {
+                return Err(format!(
+                    "decompresses to more than {} MiB; not read",
+                    ceiling >> 20
+                ));
+            }
+            // libdeflate reads one gzip member; concatenated members take the streaming path.
+            Err(DecompressionError::BadData) => return multi_member(data, buf),
+        }
+    }
+}
+
+fn trailer_matches(data: &[u8], out: &[u8]) -> bool {
+    let Some(trailer) = data.len().checked_sub(8).and_then(|at| data.get(at..)) else {
+        return false;
+    };
+    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    size == out.len() as u32 && crc == libdeflater::crc32(out)
+}
+
+fn multi_member(data: &[u8], buf: &mut Vec<u8>) -> Result<usize, String> {
+    let mut out = Vec::new();
+    MultiGzDecoder::new(data)
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("not valid gzip (truncated or corrupt): {e}"))?;
+    if out.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "decompresses to more than {} MiB; not read",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    let n = out.len();
+    *buf = out;
+    Ok(n)
+}
+
+type ScanError = (Option<u64>, String);
+
+/// Walks the `Records` array of a log file's JSON, counting records and keeping KMS ones.
+fn scan_records(json: &[u8], marker: &Finder<'_>, scan: &mut FileScan) -> Result<(), ScanError> {
+    // CloudTrail writes `{"Records":[...]}`; the array is found without a pass over the file.
+    // Anything else falls back to looking the key up.
+    let (start, array) = match records_array_start(json) {
+        Some(start) if has_closing(json) => (start, &json[start..]),
+        _ => {
+            let lazy = sonic_rs::get_from_slice(json, &["Records"]).map_err(|e| {
+                (
+                    Some(e.offset() as u64),
+                    format!(
+                        "not a CloudTrail log file (no Records array): {}",
+                        first_line(&e)
+                    ),
+                )
+            })?;
+            let raw: &[u8] = match lazy.as_raw_cow() {
+                Cow::Borrowed(s) => s.as_bytes(),
+                Cow::Owned(_) => {
+                    return Err((None, "the Records array could not be located".into()));
+                }
+            };
+            let start = raw.as_ptr() as usize - json.as_ptr() as usize;
+            (start, raw)
+        }
+    };
+    for (index, item) in sonic_rs::to_array_iter(array).enumerate() {
+        let value = item.map_err(|e| {
+            (
+                Some((start + e.offset()) as u64),
+                format!("malformed JSON in record {}: {}", index + 1, first_line(&e)),
+            )
+        })?;
+        scan.records += 1;
+        let raw = value.as_raw_str().as_bytes();
+        if marker.find(raw).is_none() {
+            continue;
+        }
+        let record: RawRecord<'_> = sonic_rs::from_slice(raw).map_err(|e| {
+            let at = raw.as_ptr() as usize - json.as_ptr() as usize;
+            (
+                Some(at as u64),
+                format!(
+                    "record {} is not a CloudTrail record: {}",
+                    index + 1,
+                    first_line(&e)
+                ),
+            )
+        })?;
+        if record.is_kms() {
+            scan.kms.push(record.to_record());
+        }
+    }
+    Ok(())
+}
+
+/// sonic-rs appends a snippet of the input on further lines: keep the message only (the
+/// offset says where, and the file's bytes are not for reports).
+fn first_line(e: &sonic_rs::Error) -> String {
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn skip_ws(json: &[u8], mut at: usize) -> usize {
+    while json.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
+        at += 1;
+    }
+    at
+}
+
+/// Where the array of `{"Records": [` starts, when the file begins that way.
+fn records_array_start(json: &[u8]) -> Option<usize> {
+    let mut at = skip_ws(json, 0);
+    (json.get(at) == Some(&b'{')).then_some(())?;
+    at = skip_ws(json, at + 1);
+    json.get(at..)?.starts_with(b"\"Records\"").then_some(())?;
+    at = skip_ws(json, at + 9);
+    (json.get(at) == Some(&b':')).then_some(())?;
+    at = skip_ws(json, at + 1);
+    (json.get(at) == Some(&b'[')).then_some(at)
+}
+
+/// Whether the JSON ends with `]}` (whitespace allowed): the Records array is the last member.
+fn has_closing(json: &[u8]) -> bool {
+    let mut end = json.len();
+    let mut back = |want: u8| {
+        while end > 0 && json[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        if end > 0 && json[end - 1] == want {
+            end -= 1;
+            true
+        } else {
+            false
+        }
+    };
+    back(b'}') && back(b']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    const KMS: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"AROA:app","arn":"arn:aws:sts::111122223333:assumed-role/app/i-1","accountId":"111122223333","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::111122223333:role/app"}}},"eventTime":"2026-11-28T10:00:00Z","eventSource":"kms.amazonaws.com","eventName":"Decrypt","awsRegion":"eu-west-1","sourceIPAddress":"10.0.0.5","requestParameters":{"encryptionAlgorithm":"SYMMETRIC_DEFAULT"},"responseElements":null,"eventID":"e-1","readOnly":true,"resources":[{"accountId":"111122223333","type":"AWS::KMS::Key","ARN":"arn:aws:kms:eu-west-1:111122223333:key/k1"}],"eventType":"AwsApiCall"}"#;
+    const S3: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"AWSService","invokedBy":"s3.amazonaws.com"},"eventTime":"2026-11-28T10:00:01Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"eu-west-1","sourceIPAddress":"kms.amazonaws.com","requestParameters":{"note":"\"kms.amazonaws.com\" {[ in a string"},"eventID":"e-2"}"#;
+
+    #[test]
+    fn keeps_kms_records_and_counts_all() {
+        let json = format!("{{\"Records\":[{KMS},{S3},{KMS}]}}\n");
+        let mut p = LogParser::new();
+        for data in [json.as_bytes().to_vec(), gzip(json.as_bytes())] {
+            let scan = p.scan("f.json.gz", &data).expect("scans");
+            assert_eq!(scan.records, 3);
+            assert_eq!(scan.kms.len(), 2);
+            let r = &scan.kms[0];
+            assert_eq!(r.event_name, "Decrypt");
+            assert_eq!(
+                r.principal.as_deref(),
+                Some("arn:aws:iam::111122223333:role/app")
+            );
+            assert_eq!(
+                r.key.as_deref(),
+                Some("arn:aws:kms:eu-west-1:111122223333:key/k1")
+            );
+            assert_eq!(r.key_account(), Some("111122223333"));
+            assert!(r.fields.all(), "{:?}", r.fields);
+            assert_eq!(scan.json_bytes, json.len() as u64);
+        }
+    }
+
+    #[test]
+    fn other_layouts_and_empty_files() {
+        let mut p = LogParser::new();
+        let other = format!("{{ \"x\": 1, \"Records\" : [ {KMS} ] , \"y\": [] }}");
+        assert_eq!(p.scan("a", other.as_bytes()).expect("scans").kms.len(), 1);
+        let empty = p.scan("b", br#"{"Records":[]}"#).expect("scans");
+        assert_eq!((empty.records, empty.kms.len()), (0, 0));
+    }
+
+    #[test]
+    fn truncated_and_malformed_files_are_reported_with_offsets() {
+        let mut p = LogParser::new();
+        let json = format!("{{\"Records\":[{KMS},{S3}]}}");
+        // Truncated gzip: the trailer (CRC, size) is missing.
+        let gz = gzip(json.as_bytes());
+        let err = p
+            .scan("t.json.gz", &gz[..gz.len() - 10])
+            .expect_err("truncated");
+        assert!(err.reason.contains("gzip"), "{err}");
+        // Truncated JSON inside a good gzip stream.
+        let cut = &json[..json.len() - 40];
+        let err = p.scan("c.json.gz", &gzip(cut.as_bytes())).expect_err("cut");
+        assert_eq!(err.file, "c.json.gz");
+        assert!(err.offset.is_some(), "{err}");
+        // A KMS record with a field of the wrong type.
+        let bad = KMS.replace(r#""eventTime":"2026-11-28T10:00:00Z""#, r#""eventTime":12"#);
+        let err = p
+            .scan("w.json", format!("{{\"Records\":[{bad}]}}").as_bytes())
+            .expect_err("wrong type");
+        assert!(err.reason.contains("record 1"), "{err}");
+        // Not CloudTrail at all.
+        let err = p.scan("n.json", b"[1,2,3]").expect_err("not a log");
+        assert!(err.reason.contains("Records"), "{err}");
+    }
+
+    #[test]
+    fn concatenated_gzip_members_are_read() {
+        let json = format!("{{\"Records\":[{KMS}]}}");
+        let mut data = gzip(&json.as_bytes()[..20]);
+        data.extend(gzip(&json.as_bytes()[20..]));
+        let scan = LogParser::new().scan("m.json.gz", &data).expect("scans");
+        assert_eq!(scan.kms.len(), 1);
+    }
+}

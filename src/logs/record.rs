@@ -1,0 +1,250 @@
+//! The typed KMS event record every source produces, and the borrowed CloudTrail record shape it
+//! is read from (only the fields keyproof uses; everything else in a record is skipped).
+
+use chrono::{DateTime, Utc};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
+
+/// The event source of KMS records.
+pub const KMS_SOURCE: &str = "kms.amazonaws.com";
+
+/// One KMS event, as the analysis needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmsRecord {
+    pub event_id: String,
+    pub event_time: DateTime<Utc>,
+    pub event_name: String,
+    pub region: String,
+    /// `userIdentity.type`: Root, IAMUser, AssumedRole, AWSService, AWSAccount, ...
+    pub identity_type: Option<String>,
+    /// The caller: the role session's issuer for an assumed role (so that sessions of one role
+    /// count as one principal), else `userIdentity.arn`, else the invoking service.
+    pub principal: Option<String>,
+    /// The caller's account (`userIdentity.accountId`).
+    pub principal_account: Option<String>,
+    pub source_ip: Option<String>,
+    /// The key: `resources[].ARN` of type `AWS::KMS::Key`, else `requestParameters.keyId`.
+    pub key: Option<String>,
+    pub error_code: Option<String>,
+    /// Which of the fields PCI DSS 10.2.2 asks for the record carries.
+    pub fields: RequiredFields,
+}
+
+impl KmsRecord {
+    /// The key's account, from its ARN.
+    pub fn key_account(&self) -> Option<&str> {
+        arn_account(self.key.as_deref()?)
+    }
+
+    pub fn failed(&self) -> bool {
+        self.error_code.is_some()
+    }
+
+    /// A compact reference for a finding's evidence.
+    pub fn evidence(&self) -> EventRef {
+        EventRef {
+            event_id: self.event_id.clone(),
+            event_time: self.event_time,
+            event_name: self.event_name.clone(),
+            principal: self.principal.clone(),
+            source_ip: self.source_ip.clone(),
+            key: self.key.clone(),
+            error_code: self.error_code.clone(),
+        }
+    }
+}
+
+/// The account id of an ARN (`arn:partition:service:region:account:...`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    let account = arn.strip_prefix("arn:")?.split(':').nth(3)?;
+    (!account.is_empty()).then_some(account)
+}
+
+/// An event cited as evidence of a detection.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventRef {
+    pub event_time: DateTime<Utc>,
+    pub event_id: String,
+    pub event_name: String,
+    pub principal: Option<String>,
+    pub source_ip: Option<String>,
+    pub key: Option<String>,
+    pub error_code: Option<String>,
+}
+
+/// The PCI DSS 10.2.2 fields (v3.2.1 10.3.1–10.3.6) a record carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequiredFields {
+    /// User identification: `userIdentity` with a type and an ARN, principal id or service.
+    pub identity: bool,
+    /// Type of event: `eventName` and `eventSource`.
+    pub event_type: bool,
+    /// Date and time: a parseable `eventTime`.
+    pub time: bool,
+    /// Success or failure: `errorCode` or `responseElements` present.
+    pub outcome: bool,
+    /// Origination: `sourceIPAddress`.
+    pub origin: bool,
+    /// Identity of the affected resource: a key ARN in `resources`, or `requestParameters.keyId`.
+    pub resource: bool,
+}
+
+impl RequiredFields {
+    pub fn all(&self) -> bool {
+        self.identity
+            && self.event_type
+            && self.time
+            && self.outcome
+            && self.origin
+            && self.resource
+    }
+}
+
+/// A CloudTrail record as written in log files and in LookupEvents' `CloudTrailEvent`, borrowing
+/// from the input where no escapes need decoding.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawRecord<'a> {
+    #[serde(borrow, rename = "eventID")]
+    pub event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub event_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub event_source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub event_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub aws_region: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "sourceIPAddress")]
+    pub source_ip_address: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub error_code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub user_identity: Option<RawIdentity<'a>>,
+    #[serde(borrow)]
+    pub request_parameters: Option<RawRequest<'a>>,
+    #[serde(default, deserialize_with = "present")]
+    pub response_elements: bool,
+    #[serde(borrow, default)]
+    pub resources: Option<Vec<RawResource<'a>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawIdentity<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub principal_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub account_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub invoked_by: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub session_context: Option<RawSession<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawSession<'a> {
+    #[serde(borrow)]
+    pub session_issuer: Option<RawIssuer<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawIssuer<'a> {
+    #[serde(borrow)]
+    pub arn: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawRequest<'a> {
+    #[serde(borrow)]
+    pub key_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawResource<'a> {
+    #[serde(borrow, rename = "ARN")]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+}
+
+/// True when the field is present, whatever its value (`null` included).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d)?;
+    Ok(true)
+}
+
+fn owned(v: &Option<Cow<'_, str>>) -> Option<String> {
+    v.as_deref().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+impl RawRecord<'_> {
+    pub fn is_kms(&self) -> bool {
+        self.event_source.as_deref() == Some(KMS_SOURCE)
+    }
+
+    /// The typed record. Without a parseable event time the record gets the earliest
+    /// representable time and `fields.time == false`; the analysis counts it but does not place
+    /// it on the timeline.
+    pub fn to_record(&self) -> KmsRecord {
+        let time = self
+            .event_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let identity = self.user_identity.as_ref();
+        let issuer = identity
+            .and_then(|i| i.session_context.as_ref())
+            .and_then(|s| s.session_issuer.as_ref())
+            .and_then(|s| owned(&s.arn));
+        let principal = issuer
+            .or_else(|| identity.and_then(|i| owned(&i.arn)))
+            .or_else(|| identity.and_then(|i| owned(&i.invoked_by)));
+        let key = self
+            .resources
+            .iter()
+            .flatten()
+            .find(|r| r.kind.as_deref() == Some("AWS::KMS::Key"))
+            .and_then(|r| owned(&r.arn))
+            .or_else(|| {
+                self.request_parameters
+                    .as_ref()
+                    .and_then(|p| owned(&p.key_id))
+            });
+        let fields = RequiredFields {
+            identity: identity.is_some_and(|i| {
+                i.kind.is_some()
+                    && (i.arn.is_some() || i.principal_id.is_some() || i.invoked_by.is_some())
+            }),
+            event_type: self.event_name.is_some() && self.event_source.is_some(),
+            time: time.is_some(),
+            outcome: self.error_code.is_some() || self.response_elements,
+            origin: self
+                .source_ip_address
+                .as_deref()
+                .is_some_and(|s| !s.is_empty()),
+            resource: key.is_some(),
+        };
+        KmsRecord {
+            event_id: owned(&self.event_id).unwrap_or_default(),
+            event_time: time.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            event_name: owned(&self.event_name).unwrap_or_else(|| "<unnamed>".into()),
+            region: owned(&self.aws_region).unwrap_or_default(),
+            identity_type: identity.and_then(|i| owned(&i.kind)),
+            principal,
+            principal_account: identity.and_then(|i| owned(&i.account_id)),
+            source_ip: owned(&self.source_ip_address),
+            key,
+            error_code: owned(&self.error_code),
+            fields,
+        }
+    }
+}
