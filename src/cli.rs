@@ -1141,55 +1141,35 @@ fn print_diff(d: &crate::history::Diff) -> Result<()> {
             term_safe(&i.key.resource_id)
         )
     };
-    writeln!(
-        out,
-        "
-newly failing ({}):",
-        d.newly_failing.len()
-    )?;
-    for i in &d.newly_failing {
-        writeln!(out, "  {}", line(i))?;
+    let findings: [(&str, &[crate::history::DiffItem]); 3] = [
+        ("newly failing", &d.newly_failing),
+        ("fixed", &d.fixed),
+        ("still failing", &d.still_failing),
+    ];
+    for (title, items) in findings {
+        writeln!(out, "\n{title} ({}):", items.len())?;
+        for i in items {
+            if title == "still failing" {
+                writeln!(
+                    out,
+                    "  {}  (failing for {} runs)",
+                    line(i),
+                    i.consecutive_runs
+                )?;
+            } else {
+                writeln!(out, "  {}", line(i))?;
+            }
+        }
     }
-    writeln!(
-        out,
-        "
-fixed ({}):",
-        d.fixed.len()
-    )?;
-    for i in &d.fixed {
-        writeln!(out, "  {}", line(i))?;
-    }
-    writeln!(
-        out,
-        "
-still failing ({}):",
-        d.still_failing.len()
-    )?;
-    for i in &d.still_failing {
-        writeln!(
-            out,
-            "  {}  (failing for {} runs)",
-            line(i),
-            i.consecutive_runs
-        )?;
-    }
-    writeln!(
-        out,
-        "
-new resources ({}):",
-        d.new_resources.len()
-    )?;
-    for r in &d.new_resources {
-        writeln!(out, "  {}", term_safe(r))?;
-    }
-    writeln!(
-        out,
-        "
-vanished resources ({}):",
-        d.vanished_resources.len()
-    )?;
-    for r in &d.vanished_resources {
-        writeln!(out, "  {}", term_safe(r))?;
+    let resources: [(&str, &[String]); 2] = [
+        ("new resources", &d.new_resources),
+        ("vanished resources", &d.vanished_resources),
+    ];
+    for (title, items) in resources {
+        writeln!(out, "\n{title} ({}):", items.len())?;
+        for r in items {
+            writeln!(out, "  {}", term_safe(r))?;
+        }
     }
     Ok(())
 }

@@ -142,6 +142,12 @@ fn sample_estate_fails_exactly_its_deliberate_faults() {
             "KP-KEY-MANUAL-ROTATION",
             "eu-west-1/3a087713-3883-4fa6-8f1b-c23c19fc9bd9",
         ),
+        // 11: two of the main region's CloudTrail log files were damaged after delivery (their
+        // digests record other hashes).
+        (
+            "KP-REGION-LOG-INTEGRITY",
+            "eu-west-1/111122223333/eu-west-1",
+        ),
     ]
     .iter()
     .map(|(c, r)| (c.to_string(), r.to_string()))

@@ -697,6 +697,71 @@ fn region_view(snapshot: &Snapshot, account_index: usize, reg: &RegionEvidence) 
         "resource_count": reg.resources.len(),
         "kms_events": reg.kms_events,
         "kms_activity": reg.kms_events.as_ref().map(kms_activity),
+        "log_analysis": log_analysis(snapshot, &acct.account_id, &reg.region),
+    })
+}
+
+/// What the analysis of the trail's log files (`snapshot.kms_activity`) says about one account
+/// and region. `fields_complete` and `integrity` are null (so ERROR) when the files were not
+/// analysed, none of this region's were read, or, for the fields, some could not be read:
+/// events that were not seen cannot be judged.
+fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
+    use crate::logs::source::account_region;
+    let Some(a) = &snapshot.kms_activity else {
+        return json!({
+            "analysed": false,
+            "log_files_read": null,
+            "unreadable_files": null,
+            "events": null,
+            "fields": null,
+            "fields_complete": null,
+            "integrity": null,
+        });
+    };
+    let here = format!("{account}/{region}");
+    let files = a.scan.files_by_region.get(&here).copied().unwrap_or(0);
+    let unreadable = a
+        .scan
+        .issues
+        .iter()
+        .filter(|i| account_region(&i.file).as_deref() == Some(here.as_str()))
+        .count();
+    let fields = a.activity.regions.get(&here).copied().unwrap_or_default();
+    let read_any = files > 0 || unreadable > 0;
+    let fields_complete = if read_any && unreadable == 0 {
+        json!(fields.complete == fields.records)
+    } else {
+        Value::Null
+    };
+    let integrity = match &a.integrity {
+        Some(i) if read_any => {
+            let problems: Vec<String> = i
+                .problems
+                .iter()
+                .filter(|p| account_region(&p.file).as_deref() == Some(here.as_str()))
+                .map(|p| {
+                    let kind = serde_json::to_value(p.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    format!("{kind} {}", p.file)
+                })
+                .collect();
+            json!({
+                "digests": i.digests_by_region.get(&here).copied().unwrap_or(0),
+                "problems": problems,
+            })
+        }
+        _ => Value::Null,
+    };
+    json!({
+        "analysed": true,
+        "log_files_read": files,
+        "unreadable_files": unreadable,
+        "events": fields.records,
+        "fields": fields,
+        "fields_complete": fields_complete,
+        "integrity": integrity,
     })
 }
 

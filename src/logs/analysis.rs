@@ -326,6 +326,8 @@ pub struct Activity {
     pub errors_by_code: BTreeMap<String, u64>,
     pub daily: BTreeMap<NaiveDate, DayVolume>,
     pub fields: FieldCounts,
+    /// The 10.2.2 field counts per `account/region` of the recording trail.
+    pub regions: HashMap<String, FieldCounts>,
     /// Administrative events (any of [`crate::collect::cloudtrail::ADMINISTRATIVE_EVENTS`]).
     admin: Group,
     groups: HashMap<GroupKey, Group>,
@@ -366,6 +368,7 @@ impl Activity {
         }
         self.events += 1;
         self.fields.add(r);
+        self.regions.entry(r.account_region()).or_default().add(r);
         let failed = r.failed();
         self.failed += u64::from(failed);
         *self.by_operation.entry(r.event_name.clone()).or_default() += 1;
@@ -509,6 +512,9 @@ impl Activity {
             e.failed += v.failed;
         }
         self.fields.merge(&other.fields);
+        for (k, v) in other.regions {
+            self.regions.entry(k).or_default().merge(&v);
+        }
         self.admin.merge(other.admin, ADMIN_LIMIT);
         for (k, g) in other.groups {
             self.groups.entry(k).or_default().merge(g, keep);
@@ -622,6 +628,7 @@ impl Activity {
             keys: self.by_key.into_iter().collect(),
             principals: self.by_principal.into_iter().collect(),
             fields: self.fields,
+            regions: self.regions.into_iter().collect(),
             admin_events: admin,
             admin_omitted,
             detections,
@@ -669,6 +676,9 @@ pub struct ActivityReport {
     pub principals: BTreeMap<String, PrincipalActivity>,
     /// PCI DSS 10.2.2: how many records carry each required field.
     pub fields: FieldCounts,
+    /// The same per `account/region` of the trail that recorded the events.
+    #[serde(default)]
+    pub regions: BTreeMap<String, FieldCounts>,
     /// Administrative events, oldest first (at most [`ADMIN_LIMIT`]).
     pub admin_events: Vec<EventRef>,
     pub admin_omitted: u64,
@@ -703,6 +713,7 @@ mod tests {
             event_time: DateTime::from_timestamp(1_793_491_200 + minute * 60, 0).expect("time"),
             event_name: name.into(),
             region: "eu-west-1".into(),
+            account: Some("111122223333".into()),
             identity_type: Some("AssumedRole".into()),
             principal: Some("arn:aws:iam::111122223333:role/app".into()),
             principal_account: Some("111122223333".into()),

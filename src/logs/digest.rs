@@ -257,6 +257,9 @@ pub struct Integrity {
     pub log_files_valid: u64,
     /// Chains (account/region/trail) and the digests seen in each.
     pub chains: BTreeMap<String, u64>,
+    /// Digest files read per `account/region`.
+    #[serde(default)]
+    pub digests_by_region: BTreeMap<String, u64>,
     pub problems: Vec<Problem>,
 }
 
@@ -316,6 +319,9 @@ pub fn verify(
     for object in &objects {
         let key = logical_key(&object.name).to_string();
         out.digests += 1;
+        if let Some(region) = super::source::account_region(&key) {
+            *out.digests_by_region.entry(region).or_default() += 1;
+        }
         match read_digest(store, object) {
             Ok((json, sha256, signature)) => {
                 let end = DateTime::parse_from_rfc3339(&json.digest_end_time)

@@ -16,6 +16,8 @@ pub struct KmsRecord {
     pub event_time: DateTime<Utc>,
     pub event_name: String,
     pub region: String,
+    /// The account whose trail recorded the event (`recipientAccountId`).
+    pub account: Option<String>,
     /// `userIdentity.type`: Root, IAMUser, AssumedRole, AWSService, AWSAccount, ...
     pub identity_type: Option<String>,
     /// The caller: the role session's issuer for an assumed role (so that sessions of one role
@@ -32,6 +34,18 @@ pub struct KmsRecord {
 }
 
 impl KmsRecord {
+    /// `account/region` of the trail that recorded the event: the recipient account, else the
+    /// key's, else the caller's.
+    pub fn account_region(&self) -> String {
+        let account = self
+            .account
+            .as_deref()
+            .or_else(|| self.key_account())
+            .or(self.principal_account.as_deref())
+            .unwrap_or("unknown");
+        format!("{account}/{}", self.region)
+    }
+
     /// The key's account, from its ARN.
     pub fn key_account(&self) -> Option<&str> {
         arn_account(self.key.as_deref()?)
@@ -116,6 +130,8 @@ pub struct RawRecord<'a> {
     pub event_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub aws_region: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub recipient_account_id: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "sourceIPAddress")]
     pub source_ip_address: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -238,6 +254,7 @@ impl RawRecord<'_> {
             event_time: time.unwrap_or(DateTime::<Utc>::MIN_UTC),
             event_name: owned(&self.event_name).unwrap_or_else(|| "<unnamed>".into()),
             region: owned(&self.aws_region).unwrap_or_default(),
+            account: owned(&self.recipient_account_id),
             identity_type: identity.and_then(|i| owned(&i.kind)),
             principal,
             principal_account: identity.and_then(|i| owned(&i.account_id)),

@@ -15,7 +15,7 @@ use crate::collect::{ApiFailure, Guard, Ledger};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -498,6 +498,21 @@ pub struct ScanStats {
     /// Files that could not be read or parsed, with where and why; their records are not
     /// counted.
     pub issues: Vec<FileIssue>,
+    /// Files read per `account/region` (from the CloudTrail layout of their path).
+    #[serde(default)]
+    pub files_by_region: BTreeMap<String, u64>,
+}
+
+/// `account/region` of a file in the CloudTrail layout
+/// (`.../AWSLogs/[o-id/]<account>/CloudTrail[-Digest]/<region>/...`).
+pub fn account_region(name: &str) -> Option<String> {
+    let parts: Vec<&str> = logical_key(name).split('/').collect();
+    let at = parts
+        .iter()
+        .position(|p| *p == "CloudTrail" || *p == "CloudTrail-Digest")?;
+    let account = parts.get(at.checked_sub(1)?)?;
+    let region = parts.get(at + 1)?;
+    Some(format!("{account}/{region}"))
 }
 
 #[derive(Default)]
@@ -536,6 +551,9 @@ pub fn scan(store: &dyn LogStore, rules: &Rules, hash: bool) -> Result<Scan, Sou
                     match outcome {
                         Ok(file) => {
                             part.stats.files_read += 1;
+                            if let Some(region) = account_region(&object.name) {
+                                *part.stats.files_by_region.entry(region).or_default() += 1;
+                            }
                             part.stats.stored_bytes += file.stored_bytes;
                             part.stats.json_bytes += file.json_bytes;
                             part.stats.records += file.records;
@@ -569,6 +587,13 @@ pub fn scan(store: &dyn LogStore, rules: &Rules, hash: bool) -> Result<Scan, Sou
                     records: a.stats.records + b.stats.records,
                     kms_records: a.stats.kms_records + b.stats.kms_records,
                     issues: [a.stats.issues, b.stats.issues].concat(),
+                    files_by_region: {
+                        let mut m = a.stats.files_by_region;
+                        for (k, v) in b.stats.files_by_region {
+                            *m.entry(k).or_default() += v;
+                        }
+                        m
+                    },
                 },
             })
     });

@@ -815,11 +815,16 @@ fn count_batch_in_hour(json: &str, hour: DateTime<Utc>) -> u64 {
         .count() as u64
 }
 
-/// The KMS activity of the embedded sample estate: [`Spec::small`] over the day before
+/// The KMS activity of the embedded sample estate: [`Spec::small`] in its two trail regions over
+/// the day before
 /// `until`, analysed and digest-checked as `keyproof audit-logs --verify-digests` would, with
 /// paths made relative so the result does not depend on where it was generated.
 pub fn sample_audit(until: DateTime<Utc>) -> Result<super::AuditLogs, Box<dyn std::error::Error>> {
-    let spec = Spec::small(until - Duration::hours(24));
+    // The sample estate's regions with a trail.
+    let spec = Spec {
+        regions: vec!["eu-west-1".into(), "eu-central-1".into()],
+        ..Spec::small(until - Duration::hours(24))
+    };
     let dir = tempfile::tempdir()?;
     let expected = write(dir.path(), &spec)?;
     let config = super::LogsConfig {

@@ -55,6 +55,12 @@
 //! 10. `alias/prod-rds-cardholder`, in the CloudHSM key store, has never been re-keyed since it
 //!     was created in June 2024: AWS cannot rotate such keys, and nobody did it by hand (the
 //!     PAN tokenization key shows how it should be done).
+//! 11. The KMS activity read from the trail's log files (`kms_activity`, a generated day in
+//!     `eu-west-1` and `eu-central-1`) has two damaged log files in `eu-west-1`, one of each
+//!     detection (root use, cross-account use, a call from outside `10.0.0.0/8`, use of a key
+//!     pending deletion, access denied, a scheduled deletion, a volume spike), and signed
+//!     digests: the region's log integrity FAILs and its 10.2.2 field check is ERROR (unread
+//!     events cannot be judged).
 //!
 //! Things that follow from how AWS works rather than being faults: keys in a CloudHSM custom key
 //! store and asymmetric keys cannot rotate automatically, so their `rotation` is `None` (the PAN
