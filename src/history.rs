@@ -295,18 +295,23 @@ impl History {
                 .map(str::to_string)
                 .collect()
         };
+        // Every run's counts in one pass over the findings, grouped by the database.
+        let mut tallies: BTreeMap<String, Vec<(String, String, u64)>> = BTreeMap::new();
+        for (run_id, status, reqs, n) in self.status_counts()? {
+            tallies.entry(run_id).or_default().push((status, reqs, n));
+        }
         let mut out = Vec::new();
         for (run_id, sealed_at, snap, man, accounts, regions) in rows {
             let mut counts = BTreeMap::new();
             let mut by_requirement: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for (status, reqs) in self.statuses(&run_id)? {
-                *counts.entry(status.clone()).or_default() += 1;
+            for (status, reqs, n) in tallies.remove(&run_id).unwrap_or_default() {
+                *counts.entry(status.clone()).or_default() += n;
                 for r in split(&reqs) {
                     *by_requirement
                         .entry(r)
                         .or_default()
                         .entry(status.clone())
-                        .or_default() += 1;
+                        .or_default() += n;
                 }
             }
             out.push(RunRow {
@@ -325,16 +330,27 @@ impl History {
         Ok(out)
     }
 
-    fn statuses(&self, run_id: &str) -> Result<Vec<(String, String)>, HistoryError> {
+    /// Findings per run, status and requirement list.
+    fn status_counts(&self) -> Result<Vec<(String, String, String, u64)>, HistoryError> {
         let db = self.db();
         let mut stmt = self
             .conn
-            .prepare("SELECT status, requirements FROM findings WHERE run_id = ?1")
+            .prepare(
+                "SELECT run_id, status, requirements, COUNT(*) FROM findings
+                 GROUP BY run_id, status, requirements",
+            )
             .map_err(&db)?;
-        stmt.query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(&db)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&db)
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, i64>(3)?.max(0) as u64,
+            ))
+        })
+        .map_err(&db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(&db)
     }
 
     /// Findings of a run by identity.
