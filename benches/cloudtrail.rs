@@ -9,8 +9,8 @@
 //!    else (one process, not one decompressor process per file);
 //! 2. keyproof's whole file path (decompress, delimit records, parse KMS records, analyse) on
 //!    one thread, then on every core;
-//! 3. peak memory (maximum resident set) of `keyproof audit-logs --local` over windows of 6, 12
-//!    and 24 hours of the same files, in child processes, to show it stays flat as the volume
+//! 3. peak memory (the child's own `VmHWM`) of `keyproof audit-logs --local` over windows of 6,
+//!    12 and 24 hours of the same files, in child processes, to show it stays flat as the volume
 //!    grows.
 //!
 //! Targets: one thread at most 1.5× the floor's time; all cores below the floor's time.
@@ -217,17 +217,27 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// Waits for the child and returns its wall time and maximum resident set size (KiB).
-fn wait_with_rusage(child: std::process::Child) -> Result<(f64, i64), Error> {
+/// Waits for the child and returns its wall time and peak resident set size (KiB), read from
+/// its own `VmHWM` while it runs. (`wait4`'s `ru_maxrss` would not do: a child started with
+/// vfork/posix_spawn inherits the parent's high-water mark at exec, and the parent holds the
+/// files in memory.)
+fn wait_with_rusage(mut child: std::process::Child) -> Result<(f64, i64), Error> {
     let t = Instant::now();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 writes into the two out-parameters, both valid for the call; the pid is our
-    // own child, not yet waited for.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if r != pid {
-        return Err(std::io::Error::last_os_error().into());
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0i64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            peak = peak.max(hwm);
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    Ok((t.elapsed().as_secs_f64(), usage.ru_maxrss))
+    Ok((t.elapsed().as_secs_f64(), peak))
 }
