@@ -17,6 +17,7 @@ mod keys;
 mod kms;
 mod manifest;
 mod publish;
+pub(crate) use publish::s3_client;
 mod verify;
 
 pub use keys::{KeyError, PublicKey, SigningKeyFile, init_keys, load_public_key, load_signing_key};

@@ -207,7 +207,7 @@ async fn upload(
     files: Vec<(String, Vec<u8>)>,
     options: &PublishOptions,
 ) -> Result<Published, PublishError> {
-    let client = client().await;
+    let client = s3_client(Guard::publishing(Arc::new(Ledger::default()))).await;
     let bucket = &options.target.bucket;
     let call = |operation: &'static str, target: String| {
         move |failure: ApiFailure| PublishError::Call {
@@ -315,10 +315,10 @@ async fn upload(
     })
 }
 
-/// An S3 client from the default AWS configuration, held to the publishing operations. With an
-/// endpoint override (an S3-compatible store, or the tests' emulator) buckets are addressed by
-/// path, since virtual-host names do not resolve there.
-async fn client() -> aws_sdk_s3::Client {
+/// An S3 client from the default AWS configuration, held by `guard`. With an endpoint override
+/// (an S3-compatible store, or the tests' emulator) buckets are addressed by path, since
+/// virtual-host names do not resolve there. Shared by publishing and by log reading.
+pub(crate) async fn s3_client(guard: Guard) -> aws_sdk_s3::Client {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
@@ -326,7 +326,7 @@ async fn client() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(path_style)
-            .interceptor(Guard::publishing(Arc::new(Ledger::default())))
+            .interceptor(guard)
             .build(),
     )
 }

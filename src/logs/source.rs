@@ -253,18 +253,10 @@ impl S3Store {
             .enable_all()
             .build()
             .map_err(SourceError::Runtime)?;
-        let client = runtime.block_on(async {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
-            let path_style = sdk.endpoint_url().is_some();
-            aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&sdk)
-                    .force_path_style(path_style)
-                    .interceptor(Guard::log_reading("s3", Arc::new(Ledger::default())))
-                    .build(),
-            )
-        });
+        let client = runtime.block_on(crate::bundle::s3_client(Guard::log_reading(
+            "s3",
+            Arc::new(Ledger::default()),
+        )));
         let base = if url.prefix.is_empty() {
             "AWSLogs/".to_string()
         } else if url.prefix == "AWSLogs" || url.prefix.ends_with("/AWSLogs") {
@@ -277,6 +269,29 @@ impl S3Store {
             base,
             client,
             runtime,
+        })
+    }
+
+    /// GetObject: the body and the `signature` metadata (a digest's; `None` for log files).
+    fn get(&self, key: &str) -> Result<(Vec<u8>, Option<String>), SourceError> {
+        self.runtime.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| self.failure("GetObject", key, ApiFailure::from_sdk(&e)))?;
+            let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
+            let body = out.body.collect().await.map_err(|e| {
+                self.failure(
+                    "GetObject",
+                    key,
+                    ApiFailure::new("ReadBodyFailed", e.to_string()),
+                )
+            })?;
+            Ok((body.into_bytes().to_vec(), signature))
         })
     }
 
@@ -397,25 +412,7 @@ impl LogStore for S3Store {
     }
 
     fn fetch_digest(&self, object: &LogObject) -> Result<(Vec<u8>, Option<String>), SourceError> {
-        self.runtime.block_on(async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&object.name)
-                .send()
-                .await
-                .map_err(|e| self.failure("GetObject", &object.name, ApiFailure::from_sdk(&e)))?;
-            let signature = out.metadata().and_then(|m| m.get("signature")).cloned();
-            let body = out.body.collect().await.map_err(|e| {
-                self.failure(
-                    "GetObject",
-                    &object.name,
-                    ApiFailure::new("ReadBodyFailed", e.to_string()),
-                )
-            })?;
-            Ok((body.into_bytes().to_vec(), signature))
-        })
+        self.get(&object.name)
     }
 
     fn bucket(&self) -> Option<&str> {
@@ -446,24 +443,7 @@ impl LogStore for S3Store {
     }
 
     fn fetch(&self, object: &LogObject) -> Result<Vec<u8>, SourceError> {
-        self.runtime.block_on(async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&object.name)
-                .send()
-                .await
-                .map_err(|e| self.failure("GetObject", &object.name, ApiFailure::from_sdk(&e)))?;
-            let body = out.body.collect().await.map_err(|e| {
-                self.failure(
-                    "GetObject",
-                    &object.name,
-                    ApiFailure::new("ReadBodyFailed", e.to_string()),
-                )
-            })?;
-            Ok(body.into_bytes().to_vec())
-        })
+        self.get(&object.name).map(|(bytes, _)| bytes)
     }
 
     fn parallelism(&self) -> usize {
