@@ -417,9 +417,15 @@ impl Activity {
                 .entry(hour)
                 .or_default();
             cell.count += 1;
-            let ev = r.evidence();
-            if cell.first.as_ref().is_none_or(|f| ev < *f) {
-                cell.first = Some(ev);
+            // EventRef orders by time, then id: build one only when this record can come first.
+            let earlier = cell.first.as_ref().is_none_or(|f| {
+                (r.event_time, r.event_id.as_str()) <= (f.event_time, f.event_id.as_str())
+            });
+            if earlier {
+                let ev = r.evidence();
+                if cell.first.as_ref().is_none_or(|f| ev < *f) {
+                    cell.first = Some(ev);
+                }
             }
         }
 
