@@ -14,6 +14,9 @@
 //!    grows.
 //!
 //! Targets: one thread at most 1.5× the floor's time; all cores below the floor's time.
+//!
+//! `KEYPROOF_BENCH_THREADS=1` times one thread count only and skips the memory runs, for
+//! profiling (`perf record`).
 
 use chrono::{DateTime, Duration, Utc};
 use keyproof::logs::source::LogObject;
@@ -171,8 +174,12 @@ fn main() -> Result<(), Error> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    // `KEYPROOF_BENCH_THREADS=N` times only N threads and skips the memory runs (for profiling).
+    let only: Option<usize> = std::env::var("KEYPROOF_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let mut store = MemStore { files, threads: 1 };
-    for threads in [1, cores] {
+    for threads in only.map_or_else(|| vec![1, cores], |n| vec![n]) {
         store.threads = threads;
         let t = Instant::now();
         let result = scan(&store, &rules, false)?;
@@ -190,6 +197,9 @@ fn main() -> Result<(), Error> {
 
     // 3. Peak memory as the volume grows.
     drop(store);
+    if only.is_some() {
+        return Ok(());
+    }
     let exe = env!("CARGO_BIN_EXE_keyproof");
     println!("\npeak memory of `keyproof audit-logs --local` (child process):");
     for window in [6i64, 12, 24] {

@@ -483,7 +483,11 @@ fn collect_puts_the_kms_activity_in_the_snapshot() {
     let dir = tmp.path("report");
     util::report(&out, "html,csv", &dir);
     let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
-    assert!(html.contains("KMS activity from CloudTrail log files"));
+    assert!(html.contains("KMS activity from CloudTrail</h2>"));
+    assert!(
+        html.contains(" log files read ("),
+        "the section says what was read"
+    );
     let csv = std::fs::read_to_string(dir.join("kms-anomalies.csv")).expect("csv");
     assert!(csv.contains("anomaly-root-1"), "{csv}");
 }

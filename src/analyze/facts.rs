@@ -710,6 +710,7 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
     let Some(a) = &snapshot.kms_activity else {
         return json!({
             "analysed": false,
+            "source": null,
             "log_files_read": null,
             "unreadable_files": null,
             "events": null,
@@ -727,7 +728,15 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
         .filter(|i| account_region(&i.file).as_deref() == Some(here.as_str()))
         .count();
     let fields = a.activity.regions.get(&here).copied().unwrap_or_default();
-    let read_any = files > 0 || unreadable > 0;
+    // From CloudTrail Lake there are no files: the region counts as read when the store held
+    // its events.
+    let lake_events = a
+        .scan
+        .lake
+        .as_ref()
+        .and_then(|l| l.events_by_region.get(&here).copied())
+        .unwrap_or(0);
+    let read_any = files > 0 || unreadable > 0 || lake_events > 0;
     let fields_complete = if read_any && unreadable == 0 {
         json!(fields.complete == fields.records)
     } else {
@@ -756,6 +765,7 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
     };
     json!({
         "analysed": true,
+        "source": a.scan.source,
         "log_files_read": files,
         "unreadable_files": unreadable,
         "events": fields.records,

@@ -1,9 +1,10 @@
-//! `keyproof audit-logs`: KMS activity and detections from CloudTrail log files, on their own
-//! (the job of the old key-audit-logging script, at trail scale).
+//! `keyproof audit-logs`: KMS activity and detections from CloudTrail log files or CloudTrail
+//! Lake, on their own (the job of the old key-audit-logging script, at trail scale).
 
 use super::{parse_since, term_safe};
 use crate::config::Config;
-use crate::logs::{self, AuditLogs, LocalStore, LogStore, Rules, S3Store};
+use crate::logs::lake::{LakeSource, Wait};
+use crate::logs::{self, AuditLogs, EventSource, LocalStore, LogStore, Rules, S3Store};
 use anyhow::{Context, Result, bail};
 use chrono::{Duration, Utc};
 use clap::Args;
@@ -20,14 +21,31 @@ pub(super) struct LogSourceArgs {
         long = "cloudtrail-local",
         visible_alias = "local",
         value_name = "DIR",
-        conflicts_with = "cloudtrail_s3"
+        conflicts_with_all = ["cloudtrail_s3", "cloudtrail_lake"]
     )]
     local: Option<PathBuf>,
     /// The trail's bucket and prefix, s3://bucket/prefix: the log files under its AWSLogs/ are
     /// read, listing only the days of the window (s3:ListBucket, s3:GetObject; see
     /// `keyproof iam-policy --logs`).
-    #[arg(long, value_name = "S3_URL")]
+    #[arg(long, value_name = "S3_URL", conflicts_with = "cloudtrail_lake")]
     cloudtrail_s3: Option<String>,
+    /// A CloudTrail Lake event data store (ARN or id): the analysis runs there as one SQL query
+    /// instead of downloading log files (cloudtrail:StartQuery, DescribeQuery, GetQueryResults;
+    /// see `keyproof iam-policy --logs`). Lake keeps no digest files.
+    #[arg(
+        long,
+        value_name = "EVENT_DATA_STORE",
+        conflicts_with = "verify_digests"
+    )]
+    cloudtrail_lake: Option<String>,
+    /// How long to wait for the CloudTrail Lake query, in minutes.
+    #[arg(
+        long,
+        value_name = "MINUTES",
+        default_value_t = 30,
+        requires = "cloudtrail_lake"
+    )]
+    lake_timeout: u64,
     /// Verify the trail's digest files: signatures, the chain, and every log file's hash
     /// (PCI DSS 10.3.2, 10.3.4).
     #[arg(long)]
@@ -82,37 +100,52 @@ pub(super) fn analyse(
         &config.parameters.allowed_accounts,
         &config.logs,
     )?;
-    let store: Box<dyn LogStore> = match (&source.local, &source.cloudtrail_s3) {
-        (Some(dir), _) => {
+    let events = match (
+        &source.local,
+        &source.cloudtrail_s3,
+        &source.cloudtrail_lake,
+    ) {
+        (Some(dir), _, _) => {
             if !dir.is_dir() {
                 bail!(
                     "{} is not a directory of CloudTrail log files",
                     dir.display()
                 );
             }
-            Box::new(LocalStore::new(dir.clone()))
+            EventSource::Files(Box::new(LocalStore::new(dir.clone())))
         }
-        (None, Some(url)) => {
-            Box::new(S3Store::connect(&url.parse()?).context("could not reach the trail's bucket")?)
+        (None, Some(url), _) => EventSource::Files(Box::new(
+            S3Store::connect(&url.parse()?).context("could not reach the trail's bucket")?,
+        )),
+        (None, None, Some(store)) => {
+            let wait = Wait {
+                timeout: std::time::Duration::from_secs(source.lake_timeout.saturating_mul(60)),
+                ..Wait::default()
+            };
+            EventSource::Lake(
+                LakeSource::connect(store, wait).context("could not set up CloudTrail Lake")?,
+            )
         }
-        (None, None) => return Ok(None),
+        (None, None, None) => return Ok(None),
     };
     eprintln!(
-        "reading CloudTrail log files from {} for {} → {}",
-        term_safe(&store.describe()),
+        "reading KMS events from {} for {} → {}",
+        term_safe(&events.describe()),
         since.to_rfc3339(),
         until.to_rfc3339()
     );
-    let scan = logs::scan(store.as_ref(), &rules, source.verify_digests)
-        .context("could not read the log files")?;
-    let integrity = if source.verify_digests {
-        let keys = public_keys(source, store.as_ref(), since, until)?;
-        Some(
-            logs::digest::verify(store.as_ref(), &keys, since, until, &scan.log_hashes, now)
-                .context("could not read the digest files")?,
-        )
-    } else {
-        None
+    let scan = events
+        .read(&rules, source.verify_digests)
+        .context("could not read the KMS events")?;
+    let integrity = match events.files() {
+        Some(store) if source.verify_digests => {
+            let keys = public_keys(source, store, since, until)?;
+            Some(
+                logs::digest::verify(store, &keys, since, until, &scan.log_hashes, now)
+                    .context("could not read the digest files")?,
+            )
+        }
+        _ => None,
     };
     Ok(Some(AuditLogs {
         tool: format!("keyproof {}", env!("CARGO_PKG_VERSION")),
@@ -143,7 +176,9 @@ pub(super) fn run(args: AuditLogsArgs) -> Result<ExitCode> {
         .or_else(|| Some(PathBuf::from("keyproof.toml")).filter(|p| p.exists()));
     let config = Config::load(config_path.as_deref())?;
     let Some(result) = analyse(&args.source, since, until, now, &config)? else {
-        bail!("pass --local DIR or --cloudtrail-s3 s3://bucket/prefix");
+        bail!(
+            "pass --local DIR, --cloudtrail-s3 s3://bucket/prefix or --cloudtrail-lake EVENT_DATA_STORE"
+        );
     };
 
     if let Some(out) = &args.out {
@@ -245,16 +280,29 @@ fn print_summary(r: &AuditLogs, detections: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let s = &r.scan;
     let a = &r.activity;
-    writeln!(
-        out,
-        "files: {} listed, {} read, {} unreadable ({} stored, {} of JSON, {} records)",
-        s.files,
-        s.files_read,
-        s.issues.len(),
-        mib(s.stored_bytes),
-        mib(s.json_bytes),
-        s.records
-    )?;
+    match &s.lake {
+        Some(lake) => writeln!(
+            out,
+            "CloudTrail Lake: store {}, query {}: {} events scanned ({}), {} groups of KMS events",
+            term_safe(&lake.event_data_store),
+            term_safe(&lake.query_id),
+            lake.events_scanned
+                .map_or_else(|| "?".into(), |n| n.to_string()),
+            lake.bytes_scanned
+                .map_or_else(|| "? bytes".into(), |n| mib(u64::try_from(n).unwrap_or(0))),
+            lake.groups
+        )?,
+        None => writeln!(
+            out,
+            "files: {} listed, {} read, {} unreadable ({} stored, {} of JSON, {} records)",
+            s.files,
+            s.files_read,
+            s.issues.len(),
+            mib(s.stored_bytes),
+            mib(s.json_bytes),
+            s.records
+        )?,
+    }
     for issue in &s.issues {
         writeln!(out, "  UNREADABLE {}", term_safe(&issue.to_string()))?;
     }

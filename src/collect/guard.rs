@@ -108,6 +108,11 @@ pub const LOG_READ_OPERATIONS: &[(&str, &str)] = &[
     ("s3:GetObject", "s3:GetObject"),
     ("s3:HeadObject", "s3:GetObject"),
     ("cloudtrail:ListPublicKeys", "cloudtrail:ListPublicKeys"),
+    // CloudTrail Lake (`--cloudtrail-lake`): a SELECT on the event data store, which reads
+    // events and changes nothing.
+    ("cloudtrail:StartQuery", "cloudtrail:StartQuery"),
+    ("cloudtrail:DescribeQuery", "cloudtrail:DescribeQuery"),
+    ("cloudtrail:GetQueryResults", "cloudtrail:GetQueryResults"),
 ];
 
 /// Every operation the log-reading client may call.
@@ -201,8 +206,9 @@ impl Guard {
         }
     }
 
-    /// A guard holding an S3 or CloudTrail client to reading log files and digest keys:
-    /// ListObjectsV2, GetObject, HeadObject, ListPublicKeys (docs/iam-policy-logs.json).
+    /// A guard holding an S3 or CloudTrail client to reading log files, digest keys and
+    /// CloudTrail Lake: ListObjectsV2, GetObject, HeadObject, ListPublicKeys, StartQuery,
+    /// DescribeQuery, GetQueryResults (docs/iam-policy-logs.json).
     pub fn log_reading(iam_prefix: &'static str, ledger: Arc<Ledger>) -> Guard {
         Guard {
             iam_prefix,
@@ -310,7 +316,14 @@ mod tests {
         }
         assert_eq!(
             policy.into_iter().collect::<Vec<_>>(),
-            vec!["cloudtrail:ListPublicKeys", "s3:GetObject", "s3:ListBucket"]
+            vec![
+                "cloudtrail:DescribeQuery",
+                "cloudtrail:GetQueryResults",
+                "cloudtrail:ListPublicKeys",
+                "cloudtrail:StartQuery",
+                "s3:GetObject",
+                "s3:ListBucket"
+            ]
         );
     }
 }

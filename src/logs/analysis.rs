@@ -207,8 +207,8 @@ struct Group {
 }
 
 impl Group {
-    fn add(&mut self, event: EventRef, keep: usize) {
-        self.count += 1;
+    fn add(&mut self, event: EventRef, n: u64, keep: usize) {
+        self.count += n;
         self.events.push(event);
         if self.events.len() >= keep.saturating_mul(2).max(2) {
             self.trim(keep);
@@ -271,16 +271,17 @@ pub struct FieldCounts {
 }
 
 impl FieldCounts {
-    fn add(&mut self, r: &KmsRecord) {
+    fn add(&mut self, r: &KmsRecord, n: u64) {
         let f = &r.fields;
-        self.records += 1;
-        self.identity += u64::from(f.identity);
-        self.event_type += u64::from(f.event_type);
-        self.time += u64::from(f.time);
-        self.outcome += u64::from(f.outcome);
-        self.origin += u64::from(f.origin);
-        self.resource += u64::from(f.resource);
-        self.complete += u64::from(f.all());
+        let count = |present: bool| if present { n } else { 0 };
+        self.records += n;
+        self.identity += count(f.identity);
+        self.event_type += count(f.event_type);
+        self.time += count(f.time);
+        self.outcome += count(f.outcome);
+        self.origin += count(f.origin);
+        self.resource += count(f.resource);
+        self.complete += count(f.all());
     }
 
     fn merge(&mut self, o: &FieldCounts) {
@@ -359,44 +360,55 @@ pub const ADMIN_LIMIT: usize = 5_000;
 impl Activity {
     /// Adds one record.
     pub fn add(&mut self, r: &KmsRecord, rules: &Rules) {
+        self.add_n(r, 1, rules);
+    }
+
+    /// Adds `n` events that are alike in everything the analysis looks at, `r` being the first
+    /// of them (a source that aggregates, such as CloudTrail Lake, passes one row per group).
+    /// Maps are looked up by reference and keys copied only when new: this runs once per KMS
+    /// record.
+    pub fn add_n(&mut self, r: &KmsRecord, n: u64, rules: &Rules) {
         let keep = rules.config.evidence_per_detection;
         if !r.fields.time {
-            self.undated += 1;
+            self.undated += n;
         } else if r.event_time < rules.since || r.event_time >= rules.until {
-            self.outside_window += 1;
+            self.outside_window += n;
             return;
         }
-        self.events += 1;
-        self.fields.add(r);
-        self.regions.entry(r.account_region()).or_default().add(r);
-        let failed = r.failed();
-        self.failed += u64::from(failed);
-        *self.by_operation.entry(r.event_name.clone()).or_default() += 1;
+        self.events += n;
+        self.fields.add(r, n);
+        self.regions
+            .entry(r.account_region())
+            .or_default()
+            .add(r, n);
+        let failed = if r.failed() { n } else { 0 };
+        self.failed += failed;
+        bump(&mut self.by_operation, &r.event_name, n);
         if let Some(code) = &r.error_code {
-            *self.errors_by_code.entry(code.clone()).or_default() += 1;
+            bump(&mut self.errors_by_code, code, n);
         }
         if r.fields.time {
             let day = self.daily.entry(r.event_time.date_naive()).or_default();
-            day.calls += 1;
-            day.failed += u64::from(failed);
+            day.calls += n;
+            day.failed += failed;
         }
-        let principal = r.principal.clone().unwrap_or_else(|| "<unknown>".into());
+        let principal = r.principal.as_deref().unwrap_or("<unknown>");
         if let Some(key) = &r.key {
-            let k = self.by_key.entry(key.clone()).or_default();
-            k.calls += 1;
-            k.failed += u64::from(failed);
-            *k.by_operation.entry(r.event_name.clone()).or_default() += 1;
+            let k = entry(&mut self.by_key, key);
+            k.calls += n;
+            k.failed += failed;
+            bump(&mut k.by_operation, &r.event_name, n);
             if let Some(code) = &r.error_code {
-                *k.errors_by_code.entry(code.clone()).or_default() += 1;
+                bump(&mut k.errors_by_code, code, n);
             }
-            if !k.principals.contains(&principal) {
-                k.principals.insert(principal.clone());
+            if !k.principals.contains(principal) {
+                k.principals.insert(principal.to_string());
             }
         }
-        let p = self.by_principal.entry(principal.clone()).or_default();
-        p.calls += 1;
-        p.failed += u64::from(failed);
-        *p.by_operation.entry(r.event_name.clone()).or_default() += 1;
+        let p = entry(&mut self.by_principal, principal);
+        p.calls += n;
+        p.failed += failed;
+        bump(&mut p.by_operation, &r.event_name, n);
         if p.identity_type.is_none() {
             p.identity_type = r.identity_type.clone();
         }
@@ -410,13 +422,8 @@ impl Activity {
         }
         if r.fields.time {
             let hour = r.event_time.timestamp().div_euclid(3600);
-            let cell = self
-                .hours
-                .entry(principal.clone())
-                .or_default()
-                .entry(hour)
-                .or_default();
-            cell.count += 1;
+            let cell = entry(&mut self.hours, principal).entry(hour).or_default();
+            cell.count += n;
             // EventRef orders by time, then id: build one only when this record can come first.
             let earlier = cell.first.as_ref().is_none_or(|f| {
                 (r.event_time, r.event_id.as_str()) <= (f.event_time, f.event_id.as_str())
@@ -430,7 +437,7 @@ impl Activity {
         }
 
         if crate::collect::cloudtrail::ADMINISTRATIVE_EVENTS.contains(&r.event_name.as_str()) {
-            self.admin.add(r.evidence(), ADMIN_LIMIT);
+            self.admin.add(r.evidence(), n, ADMIN_LIMIT);
         }
         let mut detect = |kind: DetectionKind, detail: String| {
             let key = GroupKey {
@@ -439,7 +446,10 @@ impl Activity {
                 key: r.key.clone(),
                 detail,
             };
-            self.groups.entry(key).or_default().add(r.evidence(), keep);
+            self.groups
+                .entry(key)
+                .or_default()
+                .add(r.evidence(), n, keep);
         };
         if r.identity_type.as_deref() == Some("Root") {
             detect(DetectionKind::RootUse, String::new());
@@ -645,6 +655,24 @@ impl Activity {
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Adds `n` to `map[key]`, copying the key only when it is new.
+fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
+}
+
+/// `map[key]`, inserted as the default when new, copying the key only then.
+fn entry<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {

@@ -186,7 +186,7 @@ pub fn fetch_public_keys(
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| SourceError::S3 {
+                .map_err(|e| SourceError::Api {
                     operation: "ListPublicKeys",
                     target: format!("CloudTrail in {region}"),
                     failure: crate::collect::ApiFailure::from_sdk(&e),

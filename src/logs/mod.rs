@@ -2,7 +2,9 @@
 //! check, read from the trail's own log files rather than LookupEvents.
 //!
 //! [`source`] lists and fetches log files (a local directory or the trail's S3 bucket),
-//! [`parse`] turns each into typed KMS records without parsing the rest of the trail,
+//! [`parse`] turns each into typed KMS records without parsing the rest of the trail
+//! ([`structure`] delimits the records), [`lake`] runs the analysis as SQL on a CloudTrail Lake
+//! event data store instead ([`EventSource`] is either),
 //! [`analysis`] counts and detects, and [`anomalies_csv`] writes the detections for engineers.
 //! [`synthetic`] generates realistic log files with known anomalies for the tests and the
 //! benchmark.
@@ -12,9 +14,11 @@
 
 pub mod analysis;
 pub mod digest;
+pub mod lake;
 pub mod parse;
 pub mod record;
 pub mod source;
+pub mod structure;
 pub mod synthetic;
 
 pub use analysis::{
@@ -25,6 +29,38 @@ pub use record::{EventRef, KmsRecord, RequiredFields};
 pub use source::{LocalStore, LogStore, S3Store, Scan, ScanStats, SourceError, scan};
 
 use serde::{Deserialize, Serialize};
+
+/// Where a window's KMS events are read from: log files (a local directory or the trail's
+/// bucket) or a CloudTrail Lake event data store. Both give the same [`Scan`].
+pub enum EventSource {
+    Files(Box<dyn LogStore>),
+    Lake(lake::LakeSource),
+}
+
+impl EventSource {
+    pub fn describe(&self) -> String {
+        match self {
+            EventSource::Files(store) => store.describe(),
+            EventSource::Lake(lake) => lake.describe(),
+        }
+    }
+
+    /// Reads and analyses the window; `hash` keeps each log file's hash for digest checks.
+    pub fn read(&self, rules: &Rules, hash: bool) -> Result<Scan, SourceError> {
+        match self {
+            EventSource::Files(store) => scan(store.as_ref(), rules, hash),
+            EventSource::Lake(lake) => lake.read(rules),
+        }
+    }
+
+    /// The files behind the source, for digest verification.
+    pub fn files(&self) -> Option<&dyn LogStore> {
+        match self {
+            EventSource::Files(store) => Some(store.as_ref()),
+            EventSource::Lake(_) => None,
+        }
+    }
+}
 
 /// What `keyproof audit-logs` writes as `kms-activity.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

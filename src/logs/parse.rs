@@ -1,17 +1,19 @@
 //! Reading one CloudTrail log file fast: gzip → the `Records` array → typed KMS records.
 //!
 //! The file is decompressed whole with libdeflate into a buffer the worker reuses (CloudTrail
-//! files are small; the gzip trailer gives the exact size). Each record of the array is
-//! delimited by sonic-rs's SIMD skipping, which validates the JSON but builds nothing; only a
-//! record that contains the byte string `"kms.amazonaws.com"` is deserialised, borrowing from the
-//! buffer, into the few fields keyproof uses. Everything else a trail logs (the large majority)
-//! is skipped without being parsed into values.
+//! files are small; the gzip trailer gives the exact size). The records of the array are
+//! delimited and counted by a SIMD structural scan (`structure`), which checks that the array is
+//! well formed but parses no value; `memmem` finds the records that contain the byte string
+//! `"kms.amazonaws.com"`, and only those are deserialised (fully validated, borrowing from the
+//! buffer) into the few fields keyproof uses. Everything else a trail logs (the large majority)
+//! is never parsed.
 //!
 //! A file that is not gzip, not JSON, truncated, or not a CloudTrail log is reported with the
 //! byte offset and reason, and its records are not counted at all (a half-read file would
 //! under-count silently).
 
 use super::record::{KmsRecord, RawRecord};
+use super::structure::Scanner;
 use flate2::read::MultiGzDecoder;
 use libdeflater::{DecompressionError, Decompressor};
 use memchr::memmem::Finder;
@@ -54,6 +56,8 @@ pub struct LogParser {
     decompressor: Decompressor,
     buffer: Vec<u8>,
     kms_marker: Finder<'static>,
+    scanner: Scanner,
+    spans: Vec<(usize, usize)>,
     /// Whether to hash each file's uncompressed content (for digest verification).
     pub hash: bool,
     /// The SHA-256 of the last file's uncompressed content, when hashing and it decompressed.
@@ -72,6 +76,8 @@ impl LogParser {
             decompressor: Decompressor::new(),
             buffer: Vec::new(),
             kms_marker: Finder::new(b"\"kms.amazonaws.com\""),
+            scanner: Scanner::default(),
+            spans: Vec::new(),
             hash: false,
             last_sha256: None,
         }
@@ -101,8 +107,14 @@ impl LogParser {
             json_bytes: json.len() as u64,
             ..FileScan::default()
         };
-        scan_records(json, &self.kms_marker, &mut scan)
-            .map_err(|(offset, reason)| issue(offset, reason))?;
+        scan_records(
+            json,
+            &self.kms_marker,
+            &mut self.scanner,
+            &mut self.spans,
+            &mut scan,
+        )
+        .map_err(|(offset, reason)| issue(offset, reason))?;
         Ok(scan)
     }
 }
@@ -177,12 +189,19 @@ fn multi_member(data: &[u8], buf: &mut Vec<u8>) -> Result<usize, String> {
 type ScanError = (Option<u64>, String);
 
 /// Walks the `Records` array of a log file's JSON, counting records and keeping KMS ones.
-fn scan_records(json: &[u8], marker: &Finder<'_>, scan: &mut FileScan) -> Result<(), ScanError> {
-    // CloudTrail writes `{"Records":[...]}`; the array is found without a pass over the file.
-    // Anything else falls back to looking the key up.
-    let (start, array) = match records_array_start(json) {
-        Some(start) if has_closing(json) => (start, &json[start..]),
-        _ => {
+fn scan_records(
+    json: &[u8],
+    marker: &Finder<'_>,
+    scanner: &mut Scanner,
+    spans: &mut Vec<(usize, usize)>,
+    scan: &mut FileScan,
+) -> Result<(), ScanError> {
+    // CloudTrail writes `{"Records":[...]}`; the array is found without a pass over the file,
+    // and what follows it must be the closing `}`. Anything else falls back to looking the key
+    // up with a full parse.
+    let (start, array, rest_ok) = match records_array_start(json) {
+        Some(start) => (start, &json[start..], true),
+        None => {
             let lazy = sonic_rs::get_from_slice(json, &["Records"]).map_err(|e| {
                 (
                     Some(e.offset() as u64),
@@ -199,25 +218,33 @@ fn scan_records(json: &[u8], marker: &Finder<'_>, scan: &mut FileScan) -> Result
                 }
             };
             let start = raw.as_ptr() as usize - json.as_ptr() as usize;
-            (start, raw)
+            (start, raw, false)
         }
     };
-    for (index, item) in sonic_rs::to_array_iter(array).enumerate() {
-        let value = item.map_err(|e| {
-            (
-                Some((start + e.offset()) as u64),
-                format!("malformed JSON in record {}: {}", index + 1, first_line(&e)),
-            )
-        })?;
-        scan.records += 1;
-        let raw = value.as_raw_str().as_bytes();
-        if marker.find(raw).is_none() {
+    let end = scanner.records(array, spans).map_err(|e| {
+        (
+            Some((start + e.offset) as u64),
+            format!("malformed JSON: {}", e.reason),
+        )
+    })?;
+    if rest_ok && !is_closing(&array[end..]) {
+        return Err((
+            Some((start + end) as u64),
+            "malformed JSON: the file does not end after the Records array".into(),
+        ));
+    }
+    scan.records = spans.len() as u64;
+    // The records that mention KMS: the marker's hits, merged with the records in order.
+    let mut hits = marker.find_iter(array).peekable();
+    for (index, &(from, to)) in spans.iter().enumerate() {
+        while hits.next_if(|&h| h < from).is_some() {}
+        if hits.peek().is_none_or(|&h| h >= to) {
             continue;
         }
+        let raw = &array[from..to];
         let record: RawRecord<'_> = sonic_rs::from_slice(raw).map_err(|e| {
-            let at = raw.as_ptr() as usize - json.as_ptr() as usize;
             (
-                Some(at as u64),
+                Some((start + from) as u64),
                 format!(
                     "record {} is not a CloudTrail record: {}",
                     index + 1,
@@ -262,21 +289,11 @@ fn records_array_start(json: &[u8]) -> Option<usize> {
     (json.get(at) == Some(&b'[')).then_some(at)
 }
 
-/// Whether the JSON ends with `]}` (whitespace allowed): the Records array is the last member.
-fn has_closing(json: &[u8]) -> bool {
-    let mut end = json.len();
-    let mut back = |want: u8| {
-        while end > 0 && json[end - 1].is_ascii_whitespace() {
-            end -= 1;
-        }
-        if end > 0 && json[end - 1] == want {
-            end -= 1;
-            true
-        } else {
-            false
-        }
-    };
-    back(b'}') && back(b']')
+/// Whether `rest` (what follows the Records array) is the object's closing `}`, whitespace
+/// allowed.
+fn is_closing(rest: &[u8]) -> bool {
+    let rest = rest.trim_ascii();
+    rest == b"}"
 }
 
 #[cfg(test)]

@@ -36,13 +36,19 @@ pub enum SourceError {
         source: std::io::Error,
     },
     #[error("{operation} on {target} failed: {failure}")]
-    S3 {
+    Api {
         operation: &'static str,
         target: String,
         failure: ApiFailure,
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// A CloudTrail Lake query that did not finish, or whose results could not be read.
+    #[error("CloudTrail Lake{}: {reason}", query_id.as_ref().map(|q| format!(" query {q}")).unwrap_or_default())]
+    Lake {
+        query_id: Option<String>,
+        reason: String,
+    },
 }
 
 /// A place log files are listed and read from.
@@ -296,7 +302,7 @@ impl S3Store {
     }
 
     fn failure(&self, operation: &'static str, target: &str, failure: ApiFailure) -> SourceError {
-        SourceError::S3 {
+        SourceError::Api {
             operation,
             target: format!("s3://{}/{target}", self.bucket),
             failure,
@@ -481,6 +487,9 @@ pub struct ScanStats {
     /// Files read per `account/region` (from the CloudTrail layout of their path).
     #[serde(default)]
     pub files_by_region: BTreeMap<String, u64>,
+    /// With CloudTrail Lake as the source: the queries run and what they covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lake: Option<super::lake::LakeStats>,
 }
 
 /// `account/region` of a file in the CloudTrail layout
@@ -567,6 +576,7 @@ pub fn scan(store: &dyn LogStore, rules: &Rules, hash: bool) -> Result<Scan, Sou
                     records: a.stats.records + b.stats.records,
                     kms_records: a.stats.kms_records + b.stats.kms_records,
                     issues: [a.stats.issues, b.stats.issues].concat(),
+                    lake: None,
                     files_by_region: {
                         let mut m = a.stats.files_by_region;
                         for (k, v) in b.stats.files_by_region {

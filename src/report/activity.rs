@@ -13,6 +13,26 @@ const ADMIN_ROWS: usize = 100;
 const FAILED_ROWS: usize = 40;
 const PROBLEM_ROWS: usize = 100;
 
+/// The sentence saying what the analysis read.
+fn coverage(scan: &crate::logs::ScanStats) -> String {
+    match &scan.lake {
+        Some(lake) => format!(
+            "One CloudTrail Lake query ({}) on event data store {}: {} events scanned, {} groups \
+             of alike KMS events; a detection's evidence cites the first event of each group. \
+             Lake keeps no digest files, so log integrity was not verified from it.",
+            lake.query_id,
+            lake.event_data_store,
+            lake.events_scanned
+                .map_or_else(|| "an unreported number of".into(), |n| n.to_string()),
+            lake.groups
+        ),
+        None => format!(
+            "{} of {} log files read ({} records of every service).",
+            scan.files_read, scan.files, scan.records
+        ),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActivitySection {
     pub source: String,
@@ -21,6 +41,8 @@ pub struct ActivitySection {
     pub files: u64,
     pub files_read: u64,
     pub records: u64,
+    /// What was read, in a sentence: the log files, or the CloudTrail Lake query.
+    pub coverage: String,
     pub events: u64,
     pub failed: u64,
     pub unreadable: Vec<Unreadable>,
@@ -280,6 +302,7 @@ pub fn section(a: &AuditLogs) -> ActivitySection {
         files: a.scan.files,
         files_read: a.scan.files_read,
         records: a.scan.records,
+        coverage: coverage(&a.scan),
         events: act.events,
         failed: act.failed,
         unreadable: a

@@ -12,6 +12,8 @@ use std::sync::Arc;
 /// What the stub saw of a request.
 pub struct Request {
     pub path: String,
+    /// The `x-amz-target` header (`Service_Version.Operation` for JSON-protocol APIs).
+    pub target: String,
     pub body: String,
 }
 
@@ -35,6 +37,7 @@ pub fn serve(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Stri
                     }
                     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                     let mut length = 0usize;
+                    let mut target = String::new();
                     loop {
                         let mut header = String::new();
                         if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -43,10 +46,12 @@ pub fn serve(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Stri
                         if header.trim().is_empty() {
                             break;
                         }
-                        if let Some((name, value)) = header.split_once(':')
-                            && name.eq_ignore_ascii_case("content-length")
-                        {
-                            length = value.trim().parse().unwrap_or(0);
+                        if let Some((name, value)) = header.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap_or(0);
+                            } else if name.eq_ignore_ascii_case("x-amz-target") {
+                                target = value.trim().to_string();
+                            }
                         }
                     }
                     let mut body = vec![0; length];
@@ -55,6 +60,7 @@ pub fn serve(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Stri
                     }
                     let request = Request {
                         path,
+                        target,
                         body: String::from_utf8_lossy(&body).into_owned(),
                     };
                     let (status, content_type, body) = answer(&request);
