@@ -4,9 +4,12 @@
 //! files are small; the gzip trailer gives the exact size). The records of the array are
 //! delimited and counted by a SIMD structural scan (`structure`), which checks that the array is
 //! well formed but parses no value; `memmem` finds the records that contain the byte string
-//! `"kms.amazonaws.com"`, and only those are deserialised (fully validated, borrowing from the
-//! buffer) into the few fields keyproof uses. Everything else a trail logs (the large majority)
-//! is never parsed.
+//! `"kms.amazonaws.com"`, a look at their first `"eventSource"` member sets aside those that only
+//! mention KMS, and only the rest are deserialised (fully validated, borrowing from the buffer)
+//! into the few fields keyproof uses. Everything else a trail logs (the large majority) is never
+//! parsed. CloudTrail writes the event source without escapes; a record spelling it with JSON
+//! escapes would not be recognised as KMS (and would fail digest verification, as an altered
+//! file).
 //!
 //! A file that is not gzip, not JSON, truncated, or not a CloudTrail log is reported with the
 //! byte offset and reason, and its records are not counted at all (a half-read file would
@@ -56,6 +59,7 @@ pub struct LogParser {
     decompressor: Decompressor,
     buffer: Vec<u8>,
     kms_marker: Finder<'static>,
+    source_key: Finder<'static>,
     scanner: Scanner,
     spans: Vec<(usize, usize)>,
     /// Whether to hash each file's uncompressed content (for digest verification).
@@ -76,6 +80,7 @@ impl LogParser {
             decompressor: Decompressor::new(),
             buffer: Vec::new(),
             kms_marker: Finder::new(b"\"kms.amazonaws.com\""),
+            source_key: Finder::new(b"\"eventSource\""),
             scanner: Scanner::default(),
             spans: Vec::new(),
             hash: false,
@@ -109,7 +114,10 @@ impl LogParser {
         };
         scan_records(
             json,
-            &self.kms_marker,
+            &Markers {
+                kms: &self.kms_marker,
+                source_key: &self.source_key,
+            },
             &mut self.scanner,
             &mut self.spans,
             &mut scan,
@@ -191,7 +199,7 @@ type ScanError = (Option<u64>, String);
 /// Walks the `Records` array of a log file's JSON, counting records and keeping KMS ones.
 fn scan_records(
     json: &[u8],
-    marker: &Finder<'_>,
+    markers: &Markers<'_>,
     scanner: &mut Scanner,
     spans: &mut Vec<(usize, usize)>,
     scan: &mut FileScan,
@@ -235,13 +243,16 @@ fn scan_records(
     }
     scan.records = spans.len() as u64;
     // The records that mention KMS: the marker's hits, merged with the records in order.
-    let mut hits = marker.find_iter(array).peekable();
+    let mut hits = markers.kms.find_iter(array).peekable();
     for (index, &(from, to)) in spans.iter().enumerate() {
         while hits.next_if(|&h| h < from).is_some() {}
         if hits.peek().is_none_or(|&h| h >= to) {
             continue;
         }
         let raw = &array[from..to];
+        if event_source(raw, markers.source_key) == Source::Other {
+            continue;
+        }
         let record: RawRecord<'_> = sonic_rs::from_slice(raw).map_err(|e| {
             (
                 Some((start + from) as u64),
@@ -257,6 +268,50 @@ fn scan_records(
         }
     }
     Ok(())
+}
+
+/// The byte strings a record is recognised by.
+struct Markers<'a> {
+    kms: &'a Finder<'a>,
+    source_key: &'a Finder<'a>,
+}
+
+/// What a record's event source is, as far as can be told without parsing it.
+#[derive(Debug, PartialEq, Eq)]
+enum Source {
+    Kms,
+    Other,
+    Unknown,
+}
+
+/// Reads the value of the record's first `"eventSource"` member. CloudTrail writes it at the top
+/// level, after only `eventVersion`, `userIdentity` (whose keys are fixed) and `eventTime`, so
+/// the first such key is the record's own. Records that mention `"kms.amazonaws.com"` elsewhere
+/// (a service's role session, an invoking service) are then skipped without a parse; anything
+/// unusual (no such key, an escape in the value) is `Unknown` and parsed in full.
+fn event_source(raw: &[u8], key: &Finder<'_>) -> Source {
+    let Some(at) = key.find(raw) else {
+        return Source::Unknown;
+    };
+    let mut i = skip_ws(raw, at + key.needle().len());
+    if raw.get(i) != Some(&b':') {
+        return Source::Unknown;
+    }
+    i = skip_ws(raw, i + 1);
+    if raw.get(i) != Some(&b'"') {
+        return Source::Unknown;
+    }
+    let value = &raw[i + 1..];
+    match memchr::memchr2(b'"', b'\\', value) {
+        Some(end) if value[end] == b'"' => {
+            if &value[..end] == super::record::KMS_SOURCE.as_bytes() {
+                Source::Kms
+            } else {
+                Source::Other
+            }
+        }
+        _ => Source::Unknown,
+    }
 }
 
 /// sonic-rs appends a snippet of the input on further lines: keep the message only (the
@@ -367,6 +422,39 @@ mod tests {
         // Not CloudTrail at all.
         let err = p.scan("n.json", b"[1,2,3]").expect_err("not a log");
         assert!(err.reason.contains("Records"), "{err}");
+    }
+
+    #[test]
+    fn event_sources_are_told_apart_without_a_parse() {
+        let key = Finder::new(b"\"eventSource\"");
+        let cases: &[(&str, Source)] = &[
+            (KMS, Source::Kms),
+            (S3, Source::Other),
+            (r#"{"eventSource" :  "kms.amazonaws.com"}"#, Source::Kms),
+            (
+                r#"{"eventSource":"kms.amazon\u0061ws.com"}"#,
+                Source::Unknown,
+            ),
+            (r#"{"eventSource":null}"#, Source::Unknown),
+            (r#"{"eventName":"Decrypt"}"#, Source::Unknown),
+            (
+                r#"{"x":"\"eventSource\":\"s3\"","eventSource":"kms.amazonaws.com"}"#,
+                Source::Kms,
+            ),
+        ];
+        for (record, want) in cases {
+            assert_eq!(&event_source(record.as_bytes(), &key), want, "{record}");
+        }
+        // A record that only mentions KMS is counted but not kept; an unusual one is parsed.
+        let spaced = KMS.replace(
+            r#""eventSource":"kms.amazonaws.com""#,
+            r#""eventSource" : "kms.amazonaws.com""#,
+        );
+        let json = format!("{{\"Records\":[{S3},{spaced}]}}");
+        let scan = LogParser::new()
+            .scan("e.json", json.as_bytes())
+            .expect("scans");
+        assert_eq!((scan.records, scan.kms.len()), (2, 1));
     }
 
     #[test]
