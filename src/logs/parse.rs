@@ -18,7 +18,6 @@
 use super::record::{KmsRecord, RawRecord};
 use super::structure::Scanner;
 use flate2::read::MultiGzDecoder;
-use libdeflater::{DecompressionError, Decompressor};
 use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -56,7 +55,7 @@ pub struct FileIssue {
 
 /// A reusable parser: one per worker thread.
 pub struct LogParser {
-    decompressor: Decompressor,
+    inflater: Inflater,
     buffer: Vec<u8>,
     kms_marker: Finder<'static>,
     source_key: Finder<'static>,
@@ -77,7 +76,7 @@ impl Default for LogParser {
 impl LogParser {
     pub fn new() -> LogParser {
         LogParser {
-            decompressor: Decompressor::new(),
+            inflater: Inflater::new(),
             buffer: Vec::new(),
             kms_marker: Finder::new(b"\"kms.amazonaws.com\""),
             source_key: Finder::new(b"\"eventSource\""),
@@ -97,7 +96,7 @@ impl LogParser {
         };
         self.last_sha256 = None;
         let json: &[u8] = if data.starts_with(&[0x1f, 0x8b]) {
-            let n = gunzip(&mut self.decompressor, data, &mut self.buffer)
+            let n = gunzip(&mut self.inflater, data, &mut self.buffer)
                 .map_err(|reason| issue(None, reason))?;
             &self.buffer[..n]
         } else {
@@ -127,12 +126,70 @@ impl LogParser {
     }
 }
 
+/// libdeflate's decompressor, called through its `_ex` entry point, which also says how much
+/// input the gzip member used: libdeflate reads one member, so a member that ends before the
+/// file does means more follow. (The libdeflater crate does not expose this; without it the
+/// output's CRC would have to be computed a second time to tell.)
+pub struct Inflater(std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>);
+
+// SAFETY: a libdeflate decompressor is plain heap state with no tie to the thread that made it;
+// `&mut self` on every use keeps it to one thread at a time.
+unsafe impl Send for Inflater {}
+
+impl Inflater {
+    pub fn new() -> Inflater {
+        // SAFETY: no preconditions; it returns null only when out of memory.
+        let raw = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
+        match std::ptr::NonNull::new(raw) {
+            Some(p) => Inflater(p),
+            None => std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 32768]>()),
+        }
+    }
+
+    /// Decompresses the first gzip member of `data` into `out`: (input used, output written).
+    fn gzip(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
+        let (mut used, mut written) = (0usize, 0usize);
+        // SAFETY: the pointers and lengths come from live slices; libdeflate reads at most
+        // `data.len()` bytes, writes at most `out.len()`, and keeps neither pointer.
+        let result = unsafe {
+            libdeflate_sys::libdeflate_gzip_decompress_ex(
+                self.0.as_ptr(),
+                data.as_ptr().cast(),
+                data.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut used,
+                &mut written,
+            )
+        };
+        match result {
+            libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS => Ok((used, written)),
+            libdeflate_sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Err(Inflate::Space),
+            _ => Err(Inflate::Bad),
+        }
+    }
+}
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Inflater::new()
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: allocated by libdeflate_alloc_decompressor and freed only here.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0.as_ptr()) }
+    }
+}
+
+enum Inflate {
+    Space,
+    Bad,
+}
+
 /// Decompresses gzip `data` into `buf` (grown as needed, never shrunk) and returns the length.
-pub fn gunzip(
-    decompressor: &mut Decompressor,
-    data: &[u8],
-    buf: &mut Vec<u8>,
-) -> Result<usize, String> {
+pub fn gunzip(inflater: &mut Inflater, data: &[u8], buf: &mut Vec<u8>) -> Result<usize, String> {
     // ISIZE, the last four bytes: the uncompressed size modulo 2^32.
     let isize = data
         .len()
@@ -147,34 +204,23 @@ pub fn gunzip(
         if buf.len() < size {
             buf.resize(size, 0);
         }
-        match decompressor.gzip_decompress(data, &mut buf[..size]) {
-            // libdeflate reads the first gzip member and ignores what follows: the file's
-            // trailer (CRC-32 and size of its last member) must be this member's, or more
-            // members follow.
-            Ok(n) if trailer_matches(data, &buf[..n]) => return Ok(n),
+        match inflater.gzip(data, &mut buf[..size]) {
+            // The member (its CRC-32 and size checked by libdeflate) is the whole file.
+            Ok((used, n)) if used == data.len() => return Ok(n),
+            // More members follow: the streaming path reads them all.
             Ok(_) => return multi_member(data, buf),
-            Err(DecompressionError::InsufficientSpace) if size < ceiling => {
+            Err(Inflate::Space) if size < ceiling => {
                 size = size.saturating_mul(2).min(ceiling);
             }
-            Err(DecompressionError::InsufficientSpace) => {
+            Err(Inflate::Space) => {
                 return Err(format!(
                     "decompresses to more than {} MiB; not read",
                     ceiling >> 20
                 ));
             }
-            // libdeflate reads one gzip member; concatenated members take the streaming path.
-            Err(DecompressionError::BadData) => return multi_member(data, buf),
+            Err(Inflate::Bad) => return multi_member(data, buf),
         }
     }
-}
-
-fn trailer_matches(data: &[u8], out: &[u8]) -> bool {
-    let Some(trailer) = data.len().checked_sub(8).and_then(|at| data.get(at..)) else {
-        return false;
-    };
-    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    size == out.len() as u32 && crc == libdeflater::crc32(out)
 }
 
 fn multi_member(data: &[u8], buf: &mut Vec<u8>) -> Result<usize, String> {

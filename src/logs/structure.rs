@@ -29,10 +29,40 @@ pub struct StructureError {
 /// Nesting deeper than this is refused (CloudTrail records nest a handful of levels).
 const MAX_DEPTH: usize = 512;
 
-/// A reusable scanner (it keeps its bracket stack between files).
+/// A scanner. It holds nothing between files; it is a type so that callers keep one per worker
+/// should it ever need buffers.
 #[derive(Debug, Default)]
-pub struct Scanner {
-    stack: Vec<u8>,
+pub struct Scanner {}
+
+/// The open brackets, one bit each (set for `{`), deepest last.
+struct Stack {
+    bits: [u64; MAX_DEPTH / 64],
+    depth: usize,
+}
+
+impl Stack {
+    /// Pushes an opening bracket; false when the nesting is too deep.
+    #[inline(always)]
+    fn push(&mut self, brace: bool) -> bool {
+        let Some(word) = self.bits.get_mut(self.depth / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (self.depth % 64);
+        if brace {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
+        self.depth += 1;
+        true
+    }
+
+    /// Pops the innermost bracket: whether it was `{`; `None` when none is open.
+    #[inline(always)]
+    fn pop(&mut self) -> Option<bool> {
+        self.depth = self.depth.checked_sub(1)?;
+        Some(self.bits[self.depth / 64] & (1u64 << (self.depth % 64)) != 0)
+    }
 }
 
 impl Scanner {
@@ -44,8 +74,35 @@ impl Scanner {
         array: &[u8],
         spans: &mut Vec<(usize, usize)>,
     ) -> Result<usize, StructureError> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+        {
+            // SAFETY: the CPU has both features, checked just above.
+            return unsafe { self.records_avx2(array, spans) };
+        }
+        self.records_with::<false>(array, spans)
+    }
+
+    /// [`Scanner::records`] compiled for AVX2 and carry-less multiplication.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,pclmulqdq")]
+    fn records_avx2(
+        &mut self,
+        array: &[u8],
+        spans: &mut Vec<(usize, usize)>,
+    ) -> Result<usize, StructureError> {
+        self.records_with::<true>(array, spans)
+    }
+
+    /// The scan; `WIDE` (only ever true inside [`Scanner::records_avx2`]) uses AVX2 and PCLMUL.
+    #[inline(always)]
+    fn records_with<const WIDE: bool>(
+        &mut self,
+        array: &[u8],
+        spans: &mut Vec<(usize, usize)>,
+    ) -> Result<usize, StructureError> {
         spans.clear();
-        self.stack.clear();
         if array.first() != Some(&b'[') {
             return Err(StructureError {
                 offset: 0,
@@ -53,7 +110,10 @@ impl Scanner {
             });
         }
         let mut state = State {
-            stack: &mut self.stack,
+            stack: Stack {
+                bits: [0; MAX_DEPTH / 64],
+                depth: 0,
+            },
             spans,
             record_start: 0,
             prev_end: 0,
@@ -72,9 +132,30 @@ impl Scanner {
                     tail[..rest.len()].copy_from_slice(rest);
                     &tail
                 };
-            let masks = masks(block);
-            let escaped = escaped(masks.backslash, &mut escape_carry);
-            let in_string = prefix_xor(masks.quote & !escaped) ^ in_string_carry;
+            #[cfg(target_arch = "x86_64")]
+            let (masks, in_string) = if WIDE {
+                // SAFETY: WIDE is true only in `records_avx2`, called after the CPU was found
+                // to have AVX2 and PCLMULQDQ.
+                unsafe {
+                    let m = masks_avx2(block);
+                    let e = escaped(m.backslash, &mut escape_carry);
+                    let in_string = prefix_xor_clmul(m.quote & !e);
+                    (m, in_string)
+                }
+            } else {
+                let m = masks(block);
+                let e = escaped(m.backslash, &mut escape_carry);
+                let in_string = prefix_xor(m.quote & !e);
+                (m, in_string)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let (masks, in_string) = {
+                let m = masks(block);
+                let e = escaped(m.backslash, &mut escape_carry);
+                let in_string = prefix_xor(m.quote & !e);
+                (m, in_string)
+            };
+            let in_string = in_string ^ in_string_carry;
             in_string_carry = ((in_string as i64) >> 63) as u64;
             let mut brackets = masks.bracket & !in_string;
             while brackets != 0 {
@@ -99,7 +180,7 @@ impl Scanner {
 
 /// The walk's state between brackets.
 struct State<'a> {
-    stack: &'a mut Vec<u8>,
+    stack: Stack,
     spans: &'a mut Vec<(usize, usize)>,
     record_start: usize,
     /// Just past the previous element (or the array's `[`).
@@ -108,44 +189,66 @@ struct State<'a> {
 
 impl State<'_> {
     /// Takes the bracket `c` at `at`; returns the end of the array when `c` closes it.
+    #[inline(always)]
     fn bracket(&mut self, array: &[u8], at: usize, c: u8) -> Result<Option<usize>, StructureError> {
+        // `{` and `}` have bit 5 set, `[` and `]` not; the opening ones have bit 1 set.
+        let brace = c & 0x20 != 0;
+        let opening = c & 0x02 != 0;
+        // Inside a record, which is where nearly every bracket is.
+        if opening && self.stack.depth >= 2 {
+            if self.stack.push(brace) {
+                return Ok(None);
+            }
+        } else if !opening && self.stack.depth > 2 {
+            if self.stack.pop() == Some(brace) {
+                return Ok(None);
+            }
+            return Err(StructureError {
+                offset: at,
+                reason: "a closing bracket does not match its opening bracket",
+            });
+        }
+        self.boundary(array, at, brace, opening)
+    }
+
+    /// A bracket that opens or closes the array or a record, or is refused.
+    #[inline(never)]
+    fn boundary(
+        &mut self,
+        array: &[u8],
+        at: usize,
+        brace: bool,
+        opening: bool,
+    ) -> Result<Option<usize>, StructureError> {
         let err = |reason| Err(StructureError { offset: at, reason });
-        match c {
-            b'{' | b'[' => {
-                match self.stack.len() {
-                    0 if at == 0 => {
-                        self.prev_end = 1;
-                    }
-                    0 => return err("data after the end of the Records array"),
-                    1 if c == b'[' => return err("an element of Records is not an object"),
-                    1 => {
-                        self.gap(array, at, !self.spans.is_empty())?;
-                        self.record_start = at;
-                    }
-                    MAX_DEPTH.. => return err("nested too deeply"),
-                    _ => {}
+        if opening {
+            match self.stack.depth {
+                0 if at == 0 && !brace => self.prev_end = 1,
+                0 => return err("data after the end of the Records array"),
+                1 if !brace => return err("an element of Records is not an object"),
+                1 => {
+                    self.gap(array, at, !self.spans.is_empty())?;
+                    self.record_start = at;
                 }
-                self.stack.push(c);
+                _ => return err("nested too deeply"),
+            }
+            self.stack.push(brace);
+            return Ok(None);
+        }
+        if self.stack.pop() != Some(brace) {
+            return err("a closing bracket does not match its opening bracket");
+        }
+        match self.stack.depth {
+            0 => {
+                self.gap(array, at, false)?;
+                Ok(Some(at + 1))
             }
             _ => {
-                let open = if c == b'}' { b'{' } else { b'[' };
-                if self.stack.pop() != Some(open) {
-                    return err("a closing bracket does not match its opening bracket");
-                }
-                match self.stack.len() {
-                    0 => {
-                        self.gap(array, at, false)?;
-                        return Ok(Some(at + 1));
-                    }
-                    1 => {
-                        self.spans.push((self.record_start, at + 1));
-                        self.prev_end = at + 1;
-                    }
-                    _ => {}
-                }
+                self.spans.push((self.record_start, at + 1));
+                self.prev_end = at + 1;
+                Ok(None)
             }
         }
-        Ok(None)
     }
 
     /// Checks what lies between the previous element and `at`: whitespace and, between two
@@ -221,6 +324,49 @@ fn masks_sse2(block: &[u8; 64]) -> Masks {
         ));
     }
     m
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn masks_avx2(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set1_epi8,
+    };
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let bit5 = _mm256_set1_epi8(0x20);
+    let open = _mm256_set1_epi8(b'{' as i8);
+    let close = _mm256_set1_epi8(b'}' as i8);
+    let mut m = Masks {
+        backslash: 0,
+        quote: 0,
+        bracket: 0,
+    };
+    for (i, chunk) in block.chunks_exact(32).enumerate() {
+        // SAFETY: `chunk` is 32 readable bytes; the load has no alignment requirement.
+        let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast::<__m256i>()) };
+        let folded = _mm256_or_si256(v, bit5);
+        let bits = |x| u64::from(_mm256_movemask_epi8(x) as u32) << (32 * i);
+        m.backslash |= bits(_mm256_cmpeq_epi8(v, backslash));
+        m.quote |= bits(_mm256_cmpeq_epi8(v, quote));
+        m.bracket |= bits(_mm256_or_si256(
+            _mm256_cmpeq_epi8(folded, open),
+            _mm256_cmpeq_epi8(folded, close),
+        ));
+    }
+    m
+}
+
+/// [`prefix_xor`] in one carry-less multiplication by all ones.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "pclmulqdq")]
+fn prefix_xor_clmul(x: u64) -> u64 {
+    use std::arch::x86_64::{_mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set_epi64x};
+    let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set_epi64x(0, -1), 0);
+    _mm_cvtsi128_si64(product) as u64
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -361,6 +507,37 @@ mod tests {
         let json = sample_array();
         for cut in 0..json.len() {
             assert!(scan(&json[..cut]).is_err(), "cut at {cut} went unnoticed");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_wide_path_agrees_with_the_baseline() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("pclmulqdq"))
+        {
+            return;
+        }
+        let block: Vec<u8> = (0..64usize).map(|i| b"{\\\"[]}x\"a"[i * 7 % 9]).collect();
+        let block: &[u8; 64] = block.as_slice().try_into().expect("64 bytes");
+        // SAFETY: both features were found above.
+        let (wide, clmul) = unsafe { (masks_avx2(block), prefix_xor_clmul(0x8000_0010_0400_0021)) };
+        let base = masks(block);
+        assert_eq!(
+            (wide.backslash, wide.quote, wide.bracket),
+            (base.backslash, base.quote, base.bracket)
+        );
+        assert_eq!(clmul, prefix_xor(0x8000_0010_0400_0021));
+        let json = sample_array();
+        let mut spans = (Vec::new(), Vec::new());
+        let mut scanner = Scanner::default();
+        let wide_end = unsafe { scanner.records_avx2(json.as_bytes(), &mut spans.0) };
+        let base_end = scanner.records_with::<false>(json.as_bytes(), &mut spans.1);
+        assert_eq!((wide_end, &spans.0), (base_end, &spans.1));
+        for cut in 0..json.len() {
+            let bytes = &json.as_bytes()[..cut];
+            let wide = unsafe { scanner.records_avx2(bytes, &mut spans.0) };
+            assert_eq!(wide, scanner.records_with::<false>(bytes, &mut spans.1));
         }
     }
 
