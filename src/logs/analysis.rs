@@ -271,7 +271,7 @@ pub struct FieldCounts {
 }
 
 impl FieldCounts {
-    fn add(&mut self, r: &KmsRecord, n: u64) {
+    fn add(&mut self, r: &KmsRecord<'_>, n: u64) {
         let f = &r.fields;
         let count = |present: bool| if present { n } else { 0 };
         self.records += n;
@@ -359,7 +359,7 @@ pub const ADMIN_LIMIT: usize = 5_000;
 
 impl Activity {
     /// Adds one record.
-    pub fn add(&mut self, r: &KmsRecord, rules: &Rules) {
+    pub fn add(&mut self, r: &KmsRecord<'_>, rules: &Rules) {
         self.add_n(r, 1, rules);
     }
 
@@ -367,7 +367,7 @@ impl Activity {
     /// of them (a source that aggregates, such as CloudTrail Lake, passes one row per group).
     /// Maps are looked up by reference and keys copied only when new: this runs once per KMS
     /// record.
-    pub fn add_n(&mut self, r: &KmsRecord, n: u64, rules: &Rules) {
+    pub fn add_n(&mut self, r: &KmsRecord<'_>, n: u64, rules: &Rules) {
         let keep = rules.config.evidence_per_detection;
         if !r.fields.time {
             self.undated += n;
@@ -410,15 +410,15 @@ impl Activity {
         p.failed += failed;
         bump(&mut p.by_operation, &r.event_name, n);
         if p.identity_type.is_none() {
-            p.identity_type = r.identity_type.clone();
+            p.identity_type = r.identity_type.as_deref().map(str::to_string);
         }
         if p.account.is_none() {
-            p.account = r.principal_account.clone();
+            p.account = r.principal_account.as_deref().map(str::to_string);
         }
-        if let Some(key) = &r.key
+        if let Some(key) = r.key.as_deref()
             && !p.keys.contains(key)
         {
-            p.keys.insert(key.clone());
+            p.keys.insert(key.to_string());
         }
         if r.fields.time {
             let hour = r.event_time.timestamp().div_euclid(3600);
@@ -426,7 +426,7 @@ impl Activity {
             cell.count += n;
             // EventRef orders by time, then id: build one only when this record can come first.
             let earlier = cell.first.as_ref().is_none_or(|f| {
-                (r.event_time, r.event_id.as_str()) <= (f.event_time, f.event_id.as_str())
+                (r.event_time, r.event_id.as_ref()) <= (f.event_time, f.event_id.as_str())
             });
             if earlier {
                 let ev = r.evidence();
@@ -436,14 +436,14 @@ impl Activity {
             }
         }
 
-        if crate::collect::cloudtrail::ADMINISTRATIVE_EVENTS.contains(&r.event_name.as_str()) {
+        if crate::collect::cloudtrail::ADMINISTRATIVE_EVENTS.contains(&r.event_name.as_ref()) {
             self.admin.add(r.evidence(), n, ADMIN_LIMIT);
         }
         let mut detect = |kind: DetectionKind, detail: String| {
             let key = GroupKey {
                 kind,
-                principal: r.principal.clone(),
-                key: r.key.clone(),
+                principal: r.principal.as_deref().map(str::to_string),
+                key: r.key.as_deref().map(str::to_string),
                 detail,
             };
             self.groups
@@ -458,11 +458,14 @@ impl Activity {
             if UNUSABLE_KEY_ERRORS.contains(&code) {
                 detect(DetectionKind::UnusableKeyUse, code.to_string());
             } else if code == "AccessDenied" || code == "AccessDeniedException" {
-                detect(DetectionKind::AccessDenied, r.event_name.clone());
+                detect(DetectionKind::AccessDenied, r.event_name.to_string());
             }
         }
-        if SENSITIVE_EVENTS.contains(&r.event_name.as_str()) {
-            detect(DetectionKind::SensitiveAdminChange, r.event_name.clone());
+        if SENSITIVE_EVENTS.contains(&r.event_name.as_ref()) {
+            detect(
+                DetectionKind::SensitiveAdminChange,
+                r.event_name.to_string(),
+            );
         }
         if let (Some(caller), Some(owner)) = (r.principal_account.as_deref(), r.key_account())
             && caller != owner
@@ -486,7 +489,7 @@ impl Activity {
     }
 
     /// Adds every record of a file.
-    pub fn add_all(&mut self, records: &[KmsRecord], rules: &Rules) {
+    pub fn add_all(&mut self, records: &[KmsRecord<'_>], rules: &Rules) {
         for r in records {
             self.add(r, rules);
         }
@@ -741,11 +744,11 @@ mod tests {
         .expect("rules")
     }
 
-    fn rec(id: &str, minute: i64, name: &str) -> KmsRecord {
+    fn rec(id: &str, minute: i64, name: &str) -> KmsRecord<'static> {
         KmsRecord {
-            event_id: id.into(),
+            event_id: id.to_string().into(),
             event_time: DateTime::from_timestamp(1_793_491_200 + minute * 60, 0).expect("time"),
-            event_name: name.into(),
+            event_name: name.to_string().into(),
             region: "eu-west-1".into(),
             account: Some("111122223333".into()),
             identity_type: Some("AssumedRole".into()),

@@ -26,6 +26,7 @@ use crate::collect::{ApiFailure, Guard, Ledger};
 use aws_sdk_cloudtrail::types::QueryStatus;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -139,7 +140,7 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 
 /// One result row (a list of one-entry maps, column name → value) as the group's first record
 /// and its size.
-pub fn row_record(row: &[HashMap<String, String>]) -> Result<(KmsRecord, u64), String> {
+pub fn row_record(row: &[HashMap<String, String>]) -> Result<(KmsRecord<'_>, u64), String> {
     let columns: HashMap<String, &str> = row
         .iter()
         .flat_map(|c| c.iter())
@@ -151,10 +152,10 @@ pub fn row_record(row: &[HashMap<String, String>]) -> Result<(KmsRecord, u64), S
             .copied()
             .ok_or_else(|| format!("no column {name}"))
     };
-    let text = |name: &str| -> Result<Option<String>, String> {
+    let text = |name: &str| -> Result<Option<Cow<'_, str>>, String> {
         Ok(Some(get(name)?)
             .filter(|v| !v.is_empty())
-            .map(str::to_string))
+            .map(Cow::Borrowed))
     };
     let flag = |name: &str| -> Result<bool, String> {
         match get(name)? {
@@ -181,10 +182,10 @@ pub fn row_record(row: &[HashMap<String, String>]) -> Result<(KmsRecord, u64), S
         resource: key.is_some(),
     };
     let record = KmsRecord {
-        event_id: get("first_id")?.to_string(),
+        event_id: Cow::Borrowed(get("first_id")?),
         event_time,
-        event_name: event_name.unwrap_or_else(|| "<unnamed>".into()),
-        region: get("region")?.to_string(),
+        event_name: event_name.unwrap_or(Cow::Borrowed("<unnamed>")),
+        region: Cow::Borrowed(get("region")?),
         account: text("account")?,
         identity_type: text("identity_type")?,
         principal: text("principal")?,

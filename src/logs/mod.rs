@@ -14,6 +14,7 @@
 
 pub mod analysis;
 pub mod digest;
+pub mod extract;
 pub mod lake;
 pub mod parse;
 pub mod record;

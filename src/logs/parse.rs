@@ -5,9 +5,10 @@
 //! delimited and counted by a SIMD structural scan (`structure`), which checks that the array is
 //! well formed but parses no value; `memmem` finds the records that contain the byte string
 //! `"kms.amazonaws.com"`, a look at their first `"eventSource"` member sets aside those that only
-//! mention KMS, and only the rest are deserialised (fully validated, borrowing from the buffer)
-//! into the few fields keyproof uses. Everything else a trail logs (the large majority) is never
-//! parsed. CloudTrail writes the event source without escapes; a record spelling it with JSON
+//! mention KMS, and only KMS records are read: their UTF-8 checked, the few members keyproof
+//! uses taken by a fast path (`extract`) that borrows from the buffer, or, for any record not of
+//! the usual shape, a full serde parse that validates it. Everything else a trail logs (the
+//! large majority) is never parsed. CloudTrail writes the event source without escapes; a record spelling it with JSON
 //! escapes would not be recognised as KMS (and would fail digest verification, as an altered
 //! file).
 //!
@@ -35,8 +36,8 @@ const MAX_RATIO: usize = 1032;
 pub struct FileScan {
     /// Every record of the file, KMS or not.
     pub records: u64,
-    /// The KMS records.
-    pub kms: Vec<KmsRecord>,
+    /// KMS records (handed to the caller as they were read).
+    pub kms: u64,
     /// Size of the file as read.
     pub stored_bytes: u64,
     /// Size of its JSON.
@@ -57,10 +58,11 @@ pub struct FileIssue {
 pub struct LogParser {
     inflater: Inflater,
     buffer: Vec<u8>,
-    kms_marker: Finder<'static>,
     source_key: Finder<'static>,
     scanner: Scanner,
     spans: Vec<(usize, usize)>,
+    /// A KMS record's structural index (scratch for `extract`).
+    index: Vec<u32>,
     /// Whether to hash each file's uncompressed content (for digest verification).
     pub hash: bool,
     /// The SHA-256 of the last file's uncompressed content, when hashing and it decompressed.
@@ -78,17 +80,24 @@ impl LogParser {
         LogParser {
             inflater: Inflater::new(),
             buffer: Vec::new(),
-            kms_marker: Finder::new(b"\"kms.amazonaws.com\""),
             source_key: Finder::new(b"\"eventSource\""),
             scanner: Scanner::default(),
             spans: Vec::new(),
+            index: Vec::new(),
             hash: false,
             last_sha256: None,
         }
     }
 
-    /// Reads one log file (gzip or plain JSON). `name` is used in issues only.
-    pub fn scan(&mut self, name: &str, data: &[u8]) -> Result<FileScan, FileIssue> {
+    /// Reads one log file (gzip or plain JSON) and hands each of its KMS records to `on_kms`,
+    /// only once the whole file has been read: a file with a problem gives none. `name` is used
+    /// in issues only.
+    pub fn scan(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        mut on_kms: impl FnMut(&KmsRecord<'_>),
+    ) -> Result<FileScan, FileIssue> {
         let issue = |offset: Option<u64>, reason: String| FileIssue {
             file: name.to_string(),
             offset,
@@ -111,17 +120,21 @@ impl LogParser {
             json_bytes: json.len() as u64,
             ..FileScan::default()
         };
+        let mut kms = Vec::new();
         scan_records(
             json,
             &Markers {
-                kms: &self.kms_marker,
                 source_key: &self.source_key,
             },
             &mut self.scanner,
             &mut self.spans,
             &mut scan,
+            &mut kms,
+            &mut self.index,
         )
         .map_err(|(offset, reason)| issue(offset, reason))?;
+        scan.kms = kms.len() as u64;
+        kms.iter().for_each(&mut on_kms);
         Ok(scan)
     }
 }
@@ -243,12 +256,14 @@ fn multi_member(data: &[u8], buf: &mut Vec<u8>) -> Result<usize, String> {
 type ScanError = (Option<u64>, String);
 
 /// Walks the `Records` array of a log file's JSON, counting records and keeping KMS ones.
-fn scan_records(
-    json: &[u8],
+fn scan_records<'j>(
+    json: &'j [u8],
     markers: &Markers<'_>,
     scanner: &mut Scanner,
     spans: &mut Vec<(usize, usize)>,
     scan: &mut FileScan,
+    kms: &mut Vec<KmsRecord<'j>>,
+    structural: &mut Vec<u32>,
 ) -> Result<(), ScanError> {
     // CloudTrail writes `{"Records":[...]}`; the array is found without a pass over the file,
     // and what follows it must be the closing `}`. Anything else falls back to looking the key
@@ -288,29 +303,29 @@ fn scan_records(
         ));
     }
     scan.records = spans.len() as u64;
-    // The records that mention KMS: the marker's hits, merged with the records in order.
-    let mut hits = markers.kms.find_iter(array).peekable();
+    // Each record's event source is read where CloudTrail writes it; only KMS records (and
+    // any whose source cannot be told without a parse) are parsed.
     for (index, &(from, to)) in spans.iter().enumerate() {
-        while hits.next_if(|&h| h < from).is_some() {}
-        if hits.peek().is_none_or(|&h| h >= to) {
-            continue;
-        }
         let raw = &array[from..to];
         if event_source(raw, markers.source_key) == Source::Other {
             continue;
         }
-        let record: RawRecord<'_> = sonic_rs::from_slice(raw).map_err(|e| {
-            (
-                Some((start + from) as u64),
-                format!(
-                    "record {} is not a CloudTrail record: {}",
-                    index + 1,
-                    first_line(&e)
-                ),
-            )
-        })?;
+        // The fast path reads the usual shape; anything else is parsed in full (and its
+        // problems reported) by serde.
+        let fast = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|_| super::extract::record(raw, structural));
+        let record: RawRecord<'_> = match fast {
+            Some(record) => record,
+            None => serde_json::from_slice(raw).map_err(|e| {
+                (
+                    Some((start + from) as u64),
+                    format!("record {} is not a CloudTrail record: {}", index + 1, e),
+                )
+            })?,
+        };
         if record.is_kms() {
-            scan.kms.push(record.to_record());
+            kms.push(record.to_record());
         }
     }
     Ok(())
@@ -318,7 +333,6 @@ fn scan_records(
 
 /// The byte strings a record is recognised by.
 struct Markers<'a> {
-    kms: &'a Finder<'a>,
     source_key: &'a Finder<'a>,
 }
 
@@ -416,10 +430,13 @@ mod tests {
         let json = format!("{{\"Records\":[{KMS},{S3},{KMS}]}}\n");
         let mut p = LogParser::new();
         for data in [json.as_bytes().to_vec(), gzip(json.as_bytes())] {
-            let scan = p.scan("f.json.gz", &data).expect("scans");
+            let mut kms = Vec::new();
+            let scan = p
+                .scan("f.json.gz", &data, |r| kms.push(r.clone().into_owned()))
+                .expect("scans");
             assert_eq!(scan.records, 3);
-            assert_eq!(scan.kms.len(), 2);
-            let r = &scan.kms[0];
+            assert_eq!((scan.kms, kms.len()), (2, 2));
+            let r = &kms[0];
             assert_eq!(r.event_name, "Decrypt");
             assert_eq!(
                 r.principal.as_deref(),
@@ -439,9 +456,9 @@ mod tests {
     fn other_layouts_and_empty_files() {
         let mut p = LogParser::new();
         let other = format!("{{ \"x\": 1, \"Records\" : [ {KMS} ] , \"y\": [] }}");
-        assert_eq!(p.scan("a", other.as_bytes()).expect("scans").kms.len(), 1);
-        let empty = p.scan("b", br#"{"Records":[]}"#).expect("scans");
-        assert_eq!((empty.records, empty.kms.len()), (0, 0));
+        assert_eq!(p.scan("a", other.as_bytes(), |_| ()).expect("scans").kms, 1);
+        let empty = p.scan("b", br#"{"Records":[]}"#, |_| ()).expect("scans");
+        assert_eq!((empty.records, empty.kms), (0, 0));
     }
 
     #[test]
@@ -451,22 +468,28 @@ mod tests {
         // Truncated gzip: the trailer (CRC, size) is missing.
         let gz = gzip(json.as_bytes());
         let err = p
-            .scan("t.json.gz", &gz[..gz.len() - 10])
+            .scan("t.json.gz", &gz[..gz.len() - 10], |_| ())
             .expect_err("truncated");
         assert!(err.reason.contains("gzip"), "{err}");
         // Truncated JSON inside a good gzip stream.
         let cut = &json[..json.len() - 40];
-        let err = p.scan("c.json.gz", &gzip(cut.as_bytes())).expect_err("cut");
+        let err = p
+            .scan("c.json.gz", &gzip(cut.as_bytes()), |_| ())
+            .expect_err("cut");
         assert_eq!(err.file, "c.json.gz");
         assert!(err.offset.is_some(), "{err}");
         // A KMS record with a field of the wrong type.
         let bad = KMS.replace(r#""eventTime":"2026-11-28T10:00:00Z""#, r#""eventTime":12"#);
         let err = p
-            .scan("w.json", format!("{{\"Records\":[{bad}]}}").as_bytes())
+            .scan(
+                "w.json",
+                format!("{{\"Records\":[{bad}]}}").as_bytes(),
+                |_| (),
+            )
             .expect_err("wrong type");
         assert!(err.reason.contains("record 1"), "{err}");
         // Not CloudTrail at all.
-        let err = p.scan("n.json", b"[1,2,3]").expect_err("not a log");
+        let err = p.scan("n.json", b"[1,2,3]", |_| ()).expect_err("not a log");
         assert!(err.reason.contains("Records"), "{err}");
     }
 
@@ -498,9 +521,9 @@ mod tests {
         );
         let json = format!("{{\"Records\":[{S3},{spaced}]}}");
         let scan = LogParser::new()
-            .scan("e.json", json.as_bytes())
+            .scan("e.json", json.as_bytes(), |_| ())
             .expect("scans");
-        assert_eq!((scan.records, scan.kms.len()), (2, 1));
+        assert_eq!((scan.records, scan.kms), (2, 1));
     }
 
     #[test]
@@ -508,7 +531,9 @@ mod tests {
         let json = format!("{{\"Records\":[{KMS}]}}");
         let mut data = gzip(&json.as_bytes()[..20]);
         data.extend(gzip(&json.as_bytes()[20..]));
-        let scan = LogParser::new().scan("m.json.gz", &data).expect("scans");
-        assert_eq!(scan.kms.len(), 1);
+        let scan = LogParser::new()
+            .scan("m.json.gz", &data, |_| ())
+            .expect("scans");
+        assert_eq!(scan.kms, 1);
     }
 }

@@ -9,31 +9,58 @@ use std::borrow::Cow;
 /// The event source of KMS records.
 pub const KMS_SOURCE: &str = "kms.amazonaws.com";
 
-/// One KMS event, as the analysis needs it.
+/// One KMS event, as the analysis needs it. Read from a log file it borrows the file's buffer
+/// (no copy of any field: this runs once per KMS event); [`KmsRecord::into_owned`] detaches it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KmsRecord {
-    pub event_id: String,
+pub struct KmsRecord<'a> {
+    pub event_id: Cow<'a, str>,
     pub event_time: DateTime<Utc>,
-    pub event_name: String,
-    pub region: String,
+    pub event_name: Cow<'a, str>,
+    pub region: Cow<'a, str>,
     /// The account whose trail recorded the event (`recipientAccountId`).
-    pub account: Option<String>,
+    pub account: Option<Cow<'a, str>>,
     /// `userIdentity.type`: Root, IAMUser, AssumedRole, AWSService, AWSAccount, ...
-    pub identity_type: Option<String>,
+    pub identity_type: Option<Cow<'a, str>>,
     /// The caller: the role session's issuer for an assumed role (so that sessions of one role
     /// count as one principal), else `userIdentity.arn`, else the invoking service.
-    pub principal: Option<String>,
+    pub principal: Option<Cow<'a, str>>,
     /// The caller's account (`userIdentity.accountId`).
-    pub principal_account: Option<String>,
-    pub source_ip: Option<String>,
+    pub principal_account: Option<Cow<'a, str>>,
+    pub source_ip: Option<Cow<'a, str>>,
     /// The key: `resources[].ARN` of type `AWS::KMS::Key`, else `requestParameters.keyId`.
-    pub key: Option<String>,
-    pub error_code: Option<String>,
+    pub key: Option<Cow<'a, str>>,
+    pub error_code: Option<Cow<'a, str>>,
     /// Which of the fields PCI DSS 10.2.2 asks for the record carries.
     pub fields: RequiredFields,
 }
 
-impl KmsRecord {
+fn detach(v: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    v.map(|s| Cow::Owned(s.into_owned()))
+}
+
+fn text(v: &Option<Cow<'_, str>>) -> Option<String> {
+    v.as_deref().map(str::to_string)
+}
+
+impl KmsRecord<'_> {
+    /// The record with every field copied, free of the buffer it was read from.
+    pub fn into_owned(self) -> KmsRecord<'static> {
+        KmsRecord {
+            event_id: Cow::Owned(self.event_id.into_owned()),
+            event_time: self.event_time,
+            event_name: Cow::Owned(self.event_name.into_owned()),
+            region: Cow::Owned(self.region.into_owned()),
+            account: detach(self.account),
+            identity_type: detach(self.identity_type),
+            principal: detach(self.principal),
+            principal_account: detach(self.principal_account),
+            source_ip: detach(self.source_ip),
+            key: detach(self.key),
+            error_code: detach(self.error_code),
+            fields: self.fields,
+        }
+    }
+
     /// `account/region` of the trail that recorded the event: the recipient account, else the
     /// key's, else the caller's.
     pub fn account_region(&self) -> String {
@@ -58,13 +85,13 @@ impl KmsRecord {
     /// A compact reference for a finding's evidence.
     pub fn evidence(&self) -> EventRef {
         EventRef {
-            event_id: self.event_id.clone(),
+            event_id: self.event_id.to_string(),
             event_time: self.event_time,
-            event_name: self.event_name.clone(),
-            principal: self.principal.clone(),
-            source_ip: self.source_ip.clone(),
-            key: self.key.clone(),
-            error_code: self.error_code.clone(),
+            event_name: self.event_name.to_string(),
+            principal: text(&self.principal),
+            source_ip: text(&self.source_ip),
+            key: text(&self.key),
+            error_code: text(&self.error_code),
         }
     }
 }
@@ -117,7 +144,7 @@ impl RequiredFields {
 
 /// A CloudTrail record as written in log files and in LookupEvents' `CloudTrailEvent`, borrowing
 /// from the input where no escapes need decoding.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawRecord<'a> {
     #[serde(borrow, rename = "eventID")]
@@ -146,7 +173,7 @@ pub struct RawRecord<'a> {
     pub resources: Option<Vec<RawResource<'a>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawIdentity<'a> {
     #[serde(borrow, rename = "type")]
@@ -163,28 +190,28 @@ pub struct RawIdentity<'a> {
     pub session_context: Option<RawSession<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawSession<'a> {
     #[serde(borrow)]
     pub session_issuer: Option<RawIssuer<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawIssuer<'a> {
     #[serde(borrow)]
     pub arn: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawRequest<'a> {
     #[serde(borrow)]
     pub key_id: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct RawResource<'a> {
     #[serde(borrow, rename = "ARN")]
     pub arn: Option<Cow<'a, str>>,
@@ -198,11 +225,12 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(true)
 }
 
-fn owned(v: &Option<Cow<'_, str>>) -> Option<String> {
-    v.as_deref().filter(|s| !s.is_empty()).map(str::to_string)
+/// The field when present and not empty, still borrowing the buffer.
+fn given<'a>(v: &Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
+    v.as_ref().filter(|s| !s.is_empty()).cloned()
 }
 
-impl RawRecord<'_> {
+impl<'a> RawRecord<'a> {
     pub fn is_kms(&self) -> bool {
         self.event_source.as_deref() == Some(KMS_SOURCE)
     }
@@ -210,7 +238,7 @@ impl RawRecord<'_> {
     /// The typed record. Without a parseable event time the record gets the earliest
     /// representable time and `fields.time == false`; the analysis counts it but does not place
     /// it on the timeline.
-    pub fn to_record(&self) -> KmsRecord {
+    pub fn to_record(&self) -> KmsRecord<'a> {
         let time = self
             .event_time
             .as_deref()
@@ -220,20 +248,20 @@ impl RawRecord<'_> {
         let issuer = identity
             .and_then(|i| i.session_context.as_ref())
             .and_then(|s| s.session_issuer.as_ref())
-            .and_then(|s| owned(&s.arn));
+            .and_then(|s| given(&s.arn));
         let principal = issuer
-            .or_else(|| identity.and_then(|i| owned(&i.arn)))
-            .or_else(|| identity.and_then(|i| owned(&i.invoked_by)));
+            .or_else(|| identity.and_then(|i| given(&i.arn)))
+            .or_else(|| identity.and_then(|i| given(&i.invoked_by)));
         let key = self
             .resources
             .iter()
             .flatten()
             .find(|r| r.kind.as_deref() == Some("AWS::KMS::Key"))
-            .and_then(|r| owned(&r.arn))
+            .and_then(|r| given(&r.arn))
             .or_else(|| {
                 self.request_parameters
                     .as_ref()
-                    .and_then(|p| owned(&p.key_id))
+                    .and_then(|p| given(&p.key_id))
             });
         let fields = RequiredFields {
             identity: identity.is_some_and(|i| {
@@ -250,17 +278,17 @@ impl RawRecord<'_> {
             resource: key.is_some(),
         };
         KmsRecord {
-            event_id: owned(&self.event_id).unwrap_or_default(),
+            event_id: given(&self.event_id).unwrap_or_default(),
             event_time: time.unwrap_or(DateTime::<Utc>::MIN_UTC),
-            event_name: owned(&self.event_name).unwrap_or_else(|| "<unnamed>".into()),
-            region: owned(&self.aws_region).unwrap_or_default(),
-            account: owned(&self.recipient_account_id),
-            identity_type: identity.and_then(|i| owned(&i.kind)),
+            event_name: given(&self.event_name).unwrap_or(Cow::Borrowed("<unnamed>")),
+            region: given(&self.aws_region).unwrap_or_default(),
+            account: given(&self.recipient_account_id),
+            identity_type: identity.and_then(|i| given(&i.kind)),
             principal,
-            principal_account: identity.and_then(|i| owned(&i.account_id)),
-            source_ip: owned(&self.source_ip_address),
+            principal_account: identity.and_then(|i| given(&i.account_id)),
+            source_ip: given(&self.source_ip_address),
             key,
-            error_code: owned(&self.error_code),
+            error_code: given(&self.error_code),
             fields,
         }
     }

@@ -536,7 +536,9 @@ pub fn scan(store: &dyn LogStore, rules: &Rules, hash: bool) -> Result<Scan, Sou
                             offset: None,
                             reason: e.to_string(),
                         })
-                        .and_then(|data| parser.scan(&object.name, &data));
+                        .and_then(|data| {
+                            parser.scan(&object.name, &data, |r| part.activity.add(r, rules))
+                        });
                     match outcome {
                         Ok(file) => {
                             part.stats.files_read += 1;
@@ -546,8 +548,7 @@ pub fn scan(store: &dyn LogStore, rules: &Rules, hash: bool) -> Result<Scan, Sou
                             part.stats.stored_bytes += file.stored_bytes;
                             part.stats.json_bytes += file.json_bytes;
                             part.stats.records += file.records;
-                            part.stats.kms_records += file.kms.len() as u64;
-                            part.activity.add_all(&file.kms, rules);
+                            part.stats.kms_records += file.kms;
                         }
                         Err(issue) => part.stats.issues.push(issue),
                     }

@@ -280,6 +280,38 @@ impl State<'_> {
     }
 }
 
+/// The structural index of one record: the positions (in order) of its unescaped quotes and of
+/// the brackets outside its strings, appended to `out` after clearing it. The record has passed
+/// [`Scanner::records`], so its strings are closed and its brackets match.
+pub(super) fn structurals(raw: &[u8], out: &mut Vec<u32>) {
+    out.clear();
+    let mut escape_carry = false;
+    let mut in_string_carry = 0u64;
+    let mut tail = [b' '; 64];
+    let mut pos = 0usize;
+    while pos < raw.len() {
+        let block: &[u8; 64] =
+            if let Some(b) = raw.get(pos..pos + 64).and_then(|b| b.try_into().ok()) {
+                b
+            } else {
+                // The last, short block (there is one at most), padded with spaces.
+                let rest = &raw[pos..];
+                tail[..rest.len()].copy_from_slice(rest);
+                &tail
+            };
+        let m = masks(block);
+        let quotes = m.quote & !escaped(m.backslash, &mut escape_carry);
+        let in_string = prefix_xor(quotes) ^ in_string_carry;
+        in_string_carry = ((in_string as i64) >> 63) as u64;
+        let mut bits = quotes | (m.bracket & !in_string);
+        while bits != 0 {
+            out.push((pos + bits.trailing_zeros() as usize) as u32);
+            bits &= bits - 1;
+        }
+        pos += 64;
+    }
+}
+
 /// Bit masks of one 64-byte block: bit `i` is set when byte `i` is the character.
 struct Masks {
     backslash: u64,
