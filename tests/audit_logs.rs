@@ -9,6 +9,7 @@ mod util;
 use keyproof::logs::synthetic::{self, Expected, Spec};
 use serde_json::Value;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use util::moto::Moto;
 use util::{TestDir, keyproof_env};
 
@@ -241,6 +242,62 @@ fn the_same_files_in_s3_give_the_same_result() {
             .iter()
             .map(|f| ("LOG_ALTERED".to_string(), f.clone()))
             .collect::<Vec<_>>()
+    );
+
+    // Without --public-keys, CloudTrail's keys come from ListPublicKeys in each region with
+    // digests. moto has no ListPublicKeys, so a stub on loopback answers it (the S3 calls still
+    // go to moto), with the generated key in the wire format (epoch-second times).
+    let cli: Value = serde_json::from_str(&expected.public_keys_json).expect("keys json");
+    let epoch = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("time"))
+            .expect("rfc3339")
+            .timestamp()
+    };
+    let wire = serde_json::json!({
+        "PublicKeyList": cli["PublicKeyList"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|k| serde_json::json!({
+                "Value": k["Value"],
+                "Fingerprint": k["Fingerprint"],
+                "ValidityStartTime": epoch(&k["ValidityStartTime"]),
+                "ValidityEndTime": epoch(&k["ValidityEndTime"]),
+            }))
+            .collect::<Vec<_>>()
+    })
+    .to_string();
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = calls.clone();
+    let stub = util::stub::serve(move |req| {
+        log.lock().expect("log").push(req.target.clone());
+        (200, "application/x-amz-json-1.1", wire.clone())
+    });
+    let mut live_env = env.clone();
+    live_env.push(("AWS_ENDPOINT_URL_CLOUDTRAIL", stub.as_str()));
+    let live_out = tmp.path("out-live-keys");
+    audit(
+        &["--cloudtrail-s3", "s3://trail-bucket", "--verify-digests"],
+        &config(&tmp),
+        &live_out,
+        &live_env,
+    )
+    .assert_code(1);
+    let live = activity(&live_out);
+    assert_eq!(
+        live["integrity"]["digests_valid"],
+        integrity["digests_valid"]
+    );
+    assert_eq!(problems(&live), problems(&v));
+    let calls = calls.lock().expect("log");
+    assert_eq!(
+        calls.len(),
+        2,
+        "one ListPublicKeys per region with digests: {calls:?}"
+    );
+    assert!(
+        calls.iter().all(|t| t.ends_with(".ListPublicKeys")),
+        "{calls:?}"
     );
 
     let local_out = tmp.path("out-local");
