@@ -487,7 +487,7 @@ pub struct ScanStats {
     /// Files read per `account/region` (from the CloudTrail layout of their path).
     #[serde(default)]
     pub files_by_region: BTreeMap<String, u64>,
-    /// With CloudTrail Lake as the source: the queries run and what they covered.
+    /// With CloudTrail Lake as the source: the query run and what it covered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lake: Option<super::lake::LakeStats>,
 }

@@ -17,11 +17,10 @@ const PROBLEM_ROWS: usize = 100;
 fn coverage(scan: &crate::logs::ScanStats) -> String {
     match &scan.lake {
         Some(lake) => format!(
-            "One CloudTrail Lake query ({}) on event data store {}: {} events scanned, {} groups \
-             of alike KMS events; a detection's evidence cites the first event of each group. \
-             Lake keeps no digest files, so log integrity was not verified from it.",
+            "One CloudTrail Lake query ({}): {} events scanned, {} groups of alike KMS events; a \
+             detection's evidence cites the first event of each group. Lake keeps no digest \
+             files, so log integrity was not verified from it.",
             lake.query_id,
-            lake.event_data_store,
             lake.events_scanned
                 .map_or_else(|| "an unreported number of".into(), |n| n.to_string()),
             lake.groups
