@@ -10,13 +10,14 @@
 //! the problem exactly as it always did. A test holds the two paths to the same result.
 
 use super::record::{RawIdentity, RawIssuer, RawRecord, RawRequest, RawResource, RawSession};
-use super::structure::structurals;
+use super::structure::Index;
 use std::borrow::Cow;
 
-/// A record and its structural index (see [`structurals`]).
+/// A record and its structural index (see [`Index`]).
 struct Doc<'a, 'i> {
     raw: &'a [u8],
     at: &'i [u32],
+    pair: &'i [u32],
 }
 
 /// A member's value: its bytes, and for a string or container the index entry it starts at.
@@ -53,20 +54,8 @@ impl<'a> Doc<'a, '_> {
 
     /// The entry of the bracket closing the container opened at `entry`.
     fn close_of(&self, entry: usize) -> Option<usize> {
-        let mut depth = 0usize;
-        for (i, &p) in self.at.iter().enumerate().skip(entry) {
-            match self.raw.get(p as usize)? {
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth = depth.checked_sub(1)?;
-                    if depth == 0 {
-                        return Some(i);
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
+        let close = *self.pair.get(entry)? as usize;
+        (close > entry).then_some(close)
     }
 
     /// Walks the object opened at `entry`, handing each member to `on` (which returns `None` to
@@ -284,9 +273,13 @@ fn resources<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<Vec<RawResource<'a>>> 
 
 /// The record's members keyproof uses, or `None` when the record is not of the usual shape (the
 /// caller then parses it in full). `index` is scratch space for its structural index.
-pub fn record<'a>(raw: &'a [u8], index: &mut Vec<u32>) -> Option<RawRecord<'a>> {
-    structurals(raw, index);
-    let d = Doc { raw, at: index };
+pub fn record<'a>(raw: &'a [u8], index: &mut Index) -> Option<RawRecord<'a>> {
+    index.build(raw).then_some(())?;
+    let d = Doc {
+        raw,
+        at: &index.at,
+        pair: &index.pair,
+    };
     let (mut event_id, mut event_time, mut event_source, mut event_name) = (None, None, None, None);
     let (mut aws_region, mut recipient, mut source_ip, mut error_code) = (None, None, None, None);
     let (mut user_identity, mut request_parameters, mut response, mut resource_list) =
@@ -344,7 +337,6 @@ pub fn record<'a>(raw: &'a [u8], index: &mut Vec<u32>) -> Option<RawRecord<'a>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::structure::Scanner;
 
     fn serde(raw: &str) -> Option<RawRecord<'_>> {
         serde_json::from_str(raw).ok()
@@ -353,7 +345,7 @@ mod tests {
     #[test]
     fn the_fast_path_reads_what_serde_reads_or_gives_up() {
         let base = r#"{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","principalId":"AROA:s","arn":"arn:aws:sts::1:assumed-role/r/s","accountId":"1","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::1:role/r"},"attributes":{"mfaAuthenticated":"false"}}},"eventTime":"2026-11-01T09:10:42Z","eventSource":"kms.amazonaws.com","eventName":"Decrypt","awsRegion":"eu-west-1","sourceIPAddress":"10.1.2.3","userAgent":"a \"quoted\" {agent}","requestParameters":{"encryptionContext":{"k}":"v]"},"keyId":"arn:aws:kms:eu-west-1:1:key/k"},"responseElements":null,"eventID":"e-1","readOnly":true,"resources":[{"accountId":"1","type":"AWS::KMS::Key","ARN":"arn:aws:kms:eu-west-1:1:key/k"}],"eventType":"AwsApiCall","n":-1.5e3,"recipientAccountId":"1"}"#;
-        let fast = record(base.as_bytes(), &mut Vec::new()).expect("usual shape");
+        let fast = record(base.as_bytes(), &mut Index::default()).expect("usual shape");
         assert_eq!(Some(&fast), serde(base).as_ref());
         assert!(fast.response_elements);
         assert_eq!(fast.event_id.as_deref(), Some("e-1"));
@@ -369,11 +361,14 @@ mod tests {
         ];
         for raw in &same {
             assert_eq!(
-                record(raw.as_bytes(), &mut Vec::new()).as_ref(),
+                record(raw.as_bytes(), &mut Index::default()).as_ref(),
                 serde(raw).as_ref(),
                 "{raw}"
             );
-            assert!(record(raw.as_bytes(), &mut Vec::new()).is_some(), "{raw}");
+            assert!(
+                record(raw.as_bytes(), &mut Index::default()).is_some(),
+                "{raw}"
+            );
         }
         // Shapes it leaves to serde: escapes in wanted strings or keys, duplicates, wrong types.
         let unusual = [
@@ -385,9 +380,13 @@ mod tests {
             ),
             base.replace(r#""eventTime":"2026-11-01T09:10:42Z""#, r#""eventTime":12"#),
             base.replace(r#""resources":[{"#, r#""resources":[7,{"#),
+            base.replace(r#""n":-1.5e3"#, r#""n":[{]}"#),
         ];
         for raw in &unusual {
-            assert!(record(raw.as_bytes(), &mut Vec::new()).is_none(), "{raw}");
+            assert!(
+                record(raw.as_bytes(), &mut Index::default()).is_none(),
+                "{raw}"
+            );
         }
     }
 
@@ -427,18 +426,13 @@ mod tests {
             let Some(start) = json.iter().position(|&b| b == b'[') else {
                 continue;
             };
-            let mut spans = Vec::new();
-            if Scanner::default()
-                .records(&json[start..], &mut spans)
-                .is_err()
-            {
+            let Ok((_, spans)) = crate::logs::structure::spans(&json[start..]) else {
                 continue; // the deliberately malformed file
-            }
+            };
             for (from, to) in spans {
                 let raw = &json[start + from..start + to];
                 let text = std::str::from_utf8(raw).expect("utf-8");
-                let mut index = Vec::new();
-                let quick = record(raw, &mut index);
+                let quick = record(raw, &mut Index::default());
                 fast += usize::from(quick.is_some());
                 if let Some(quick) = quick {
                     assert_eq!(Some(quick), serde(text), "{text}");

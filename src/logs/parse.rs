@@ -3,12 +3,12 @@
 //! The file is decompressed whole with libdeflate into a buffer the worker reuses (CloudTrail
 //! files are small; the gzip trailer gives the exact size). The records of the array are
 //! delimited and counted by a SIMD structural scan (`structure`), which checks that the array is
-//! well formed but parses no value; `memmem` finds the records that contain the byte string
-//! `"kms.amazonaws.com"`, a look at their first `"eventSource"` member sets aside those that only
-//! mention KMS, and only KMS records are read: their UTF-8 checked, the few members keyproof
-//! uses taken by a fast path (`extract`) that borrows from the buffer, or, for any record not of
-//! the usual shape, a full serde parse that validates it. Everything else a trail logs (the
-//! large majority) is never parsed. CloudTrail writes the event source without escapes; a record spelling it with JSON
+//! well formed but parses no value, and hands over each record as soon as it ends. A look at
+//! its first `"eventSource"` member sets aside the records of other services, and only KMS
+//! records are read: their UTF-8 checked, the few members keyproof uses taken by a fast path
+//! (`extract`) that borrows from the buffer, or, for any record not of the usual shape, a full
+//! serde parse that validates it. Everything else a trail logs (the large majority) is never
+//! parsed. CloudTrail writes the event source without escapes; a record spelling it with JSON
 //! escapes would not be recognised as KMS (and would fail digest verification, as an altered
 //! file).
 //!
@@ -17,7 +17,7 @@
 //! under-count silently).
 
 use super::record::{KmsRecord, RawRecord};
-use super::structure::Scanner;
+use super::structure::{Index, Stop};
 use flate2::read::MultiGzDecoder;
 use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
@@ -59,10 +59,8 @@ pub struct LogParser {
     inflater: Inflater,
     buffer: Vec<u8>,
     source_key: Finder<'static>,
-    scanner: Scanner,
-    spans: Vec<(usize, usize)>,
     /// A KMS record's structural index (scratch for `extract`).
-    index: Vec<u32>,
+    index: Index,
     /// Whether to hash each file's uncompressed content (for digest verification).
     pub hash: bool,
     /// The SHA-256 of the last file's uncompressed content, when hashing and it decompressed.
@@ -81,9 +79,7 @@ impl LogParser {
             inflater: Inflater::new(),
             buffer: Vec::new(),
             source_key: Finder::new(b"\"eventSource\""),
-            scanner: Scanner::default(),
-            spans: Vec::new(),
-            index: Vec::new(),
+            index: Index::default(),
             hash: false,
             last_sha256: None,
         }
@@ -121,18 +117,8 @@ impl LogParser {
             ..FileScan::default()
         };
         let mut kms = Vec::new();
-        scan_records(
-            json,
-            &Markers {
-                source_key: &self.source_key,
-            },
-            &mut self.scanner,
-            &mut self.spans,
-            &mut scan,
-            &mut kms,
-            &mut self.index,
-        )
-        .map_err(|(offset, reason)| issue(offset, reason))?;
+        scan_records(json, &self.source_key, &mut scan, &mut kms, &mut self.index)
+            .map_err(|(offset, reason)| issue(offset, reason))?;
         scan.kms = kms.len() as u64;
         kms.iter().for_each(&mut on_kms);
         Ok(scan)
@@ -256,14 +242,13 @@ fn multi_member(data: &[u8], buf: &mut Vec<u8>) -> Result<usize, String> {
 type ScanError = (Option<u64>, String);
 
 /// Walks the `Records` array of a log file's JSON, counting records and keeping KMS ones.
+/// `source_key` finds the `"eventSource"` key.
 fn scan_records<'j>(
     json: &'j [u8],
-    markers: &Markers<'_>,
-    scanner: &mut Scanner,
-    spans: &mut Vec<(usize, usize)>,
+    source_key: &Finder<'_>,
     scan: &mut FileScan,
     kms: &mut Vec<KmsRecord<'j>>,
-    structural: &mut Vec<u32>,
+    index: &mut Index,
 ) -> Result<(), ScanError> {
     // CloudTrail writes `{"Records":[...]}`; the array is found without a pass over the file,
     // and what follows it must be the closing `}`. Anything else falls back to looking the key
@@ -290,11 +275,41 @@ fn scan_records<'j>(
             (start, raw, false)
         }
     };
-    let end = scanner.records(array, spans).map_err(|e| {
-        (
+    let mut records = 0u64;
+    // Each record is looked at as soon as the scan has delimited it. Its event source is read
+    // where CloudTrail writes it; only KMS records (and any whose source cannot be told without
+    // a parse) are parsed.
+    let end = super::structure::records(array, |from, to| {
+        records += 1;
+        let raw = &array[from..to];
+        if event_source(raw, source_key) == Source::Other {
+            return Ok(());
+        }
+        // The fast path reads the usual shape; anything else is parsed in full (and its
+        // problems reported) by serde.
+        let fast = simdutf8::basic::from_utf8(raw)
+            .ok()
+            .and_then(|_| super::extract::record(raw, index));
+        let record: RawRecord<'_> = match fast {
+            Some(record) => record,
+            None => serde_json::from_slice(raw).map_err(|e| {
+                (
+                    Some((start + from) as u64),
+                    format!("record {records} is not a CloudTrail record: {e}"),
+                )
+            })?,
+        };
+        if record.is_kms() {
+            kms.push(record.to_record());
+        }
+        Ok(())
+    })
+    .map_err(|stop| match stop {
+        Stop::Structure(e) => (
             Some((start + e.offset) as u64),
             format!("malformed JSON: {}", e.reason),
-        )
+        ),
+        Stop::Record(e) => e,
     })?;
     if rest_ok && !is_closing(&array[end..]) {
         return Err((
@@ -302,38 +317,8 @@ fn scan_records<'j>(
             "malformed JSON: the file does not end after the Records array".into(),
         ));
     }
-    scan.records = spans.len() as u64;
-    // Each record's event source is read where CloudTrail writes it; only KMS records (and
-    // any whose source cannot be told without a parse) are parsed.
-    for (index, &(from, to)) in spans.iter().enumerate() {
-        let raw = &array[from..to];
-        if event_source(raw, markers.source_key) == Source::Other {
-            continue;
-        }
-        // The fast path reads the usual shape; anything else is parsed in full (and its
-        // problems reported) by serde.
-        let fast = std::str::from_utf8(raw)
-            .ok()
-            .and_then(|_| super::extract::record(raw, structural));
-        let record: RawRecord<'_> = match fast {
-            Some(record) => record,
-            None => serde_json::from_slice(raw).map_err(|e| {
-                (
-                    Some((start + from) as u64),
-                    format!("record {} is not a CloudTrail record: {}", index + 1, e),
-                )
-            })?,
-        };
-        if record.is_kms() {
-            kms.push(record.to_record());
-        }
-    }
+    scan.records = records;
     Ok(())
-}
-
-/// The byte strings a record is recognised by.
-struct Markers<'a> {
-    source_key: &'a Finder<'a>,
 }
 
 /// What a record's event source is, as far as can be told without parsing it.

@@ -4,19 +4,23 @@
 //! Most of a trail is not KMS, and parsing records only to throw them away costs more than
 //! decompressing them. This scan looks at 64 bytes at a time the way simdjson's stage 1 does:
 //! SIMD compares give bit masks of quotes, backslashes and brackets; escaped quotes are removed;
-//! a prefix XOR of the quotes gives the bytes inside strings; only brackets outside strings are
-//! then visited one by one (a few dozen per record). What it checks:
+//! a prefix XOR of the quotes gives the bytes inside strings. Inside a record, a block whose
+//! closing brackets cannot end the record only has its brackets counted; the others are
+//! visited bracket by bracket. Each record is handed to the caller as soon as it ends, while it
+//! is still in the cache. What the scan checks:
 //!
-//! - strings are closed, and brackets nest and match (`{` with `}`, `[` with `]`);
+//! - strings are closed, and brackets balance;
 //! - the array holds only objects, separated by exactly one comma each (whitespace allowed),
 //!   with no trailing comma;
 //! - the array is closed before the data ends (a truncated file is caught here).
 //!
-//! What it does not check is the inside of a record it does not keep (that a colon follows each
-//! key, that numbers are numbers). A record that is kept is parsed in full by the caller, which
-//! rejects the file if that record is malformed. CloudTrail writes these files itself and the
-//! digest check proves they are unaltered; this scan is there to delimit and count records
-//! exactly and to catch truncation and corruption, not to be a JSON validator.
+//! What it does not check is the inside of a record the caller does not keep: that a colon
+//! follows each key, that numbers are numbers, that a `[` is closed by `]` and not by `}`. A
+//! record that is kept is indexed by [`Index`], which checks its brackets match, and read in
+//! full by the caller, which rejects the file if that record is malformed. CloudTrail writes
+//! these files itself and the digest check proves they are unaltered; this scan is there to
+//! delimit and count records exactly and to catch truncation and corruption, not to be a JSON
+//! validator.
 
 /// Where the structure of an array broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,226 +33,192 @@ pub struct StructureError {
 /// Nesting deeper than this is refused (CloudTrail records nest a handful of levels).
 const MAX_DEPTH: usize = 512;
 
-/// A scanner. It holds nothing between files; it is a type so that callers keep one per worker
-/// should it ever need buffers.
-#[derive(Debug, Default)]
-pub struct Scanner {}
+/// The depth of a record's own members: inside the array (1) and the record's braces (2).
+const RECORD: usize = 2;
 
-/// The open brackets, one bit each (set for `{`), deepest last.
-struct Stack {
-    bits: [u64; MAX_DEPTH / 64],
-    depth: usize,
+/// Why a scan stopped: the array's structure broke, or the caller refused a record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop<E> {
+    Structure(StructureError),
+    Record(E),
 }
 
-impl Stack {
-    /// Pushes an opening bracket; false when the nesting is too deep.
-    #[inline(always)]
-    fn push(&mut self, brace: bool) -> bool {
-        let Some(word) = self.bits.get_mut(self.depth / 64) else {
-            return false;
-        };
-        let bit = 1u64 << (self.depth % 64);
-        if brace {
-            *word |= bit;
-        } else {
-            *word &= !bit;
-        }
-        self.depth += 1;
-        true
-    }
-
-    /// Pops the innermost bracket: whether it was `{`; `None` when none is open.
-    #[inline(always)]
-    fn pop(&mut self) -> Option<bool> {
-        self.depth = self.depth.checked_sub(1)?;
-        Some(self.bits[self.depth / 64] & (1u64 << (self.depth % 64)) != 0)
+impl<E> From<StructureError> for Stop<E> {
+    fn from(e: StructureError) -> Self {
+        Stop::Structure(e)
     }
 }
 
-impl Scanner {
-    /// Scans the JSON array that starts at `array[0]` (which must be `[`), appending each
-    /// element's `(start, end)` (`array[start..end]` is one `{...}`) to `spans` after clearing
-    /// it. Returns the offset just past the array's closing `]`.
-    pub fn records(
-        &mut self,
-        array: &[u8],
-        spans: &mut Vec<(usize, usize)>,
-    ) -> Result<usize, StructureError> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-        {
-            // SAFETY: the CPU has both features, checked just above.
-            return unsafe { self.records_avx2(array, spans) };
-        }
-        self.records_with::<false>(array, spans)
-    }
-
-    /// [`Scanner::records`] compiled for AVX2 and carry-less multiplication.
+/// Scans the JSON array that starts at `array[0]` (which must be `[`), calling
+/// `on_record(start, end)` for each element (`array[start..end]` is one `{...}`) as soon as its
+/// closing brace is seen, while its bytes are still in the cache. Returns the offset just past
+/// the array's closing `]`. A record handed over is well delimited, but whether the rest of the
+/// array is well formed is known only when this returns `Ok`.
+pub fn records<E>(
+    array: &[u8],
+    on_record: impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<usize, Stop<E>> {
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,pclmulqdq")]
-    fn records_avx2(
-        &mut self,
-        array: &[u8],
-        spans: &mut Vec<(usize, usize)>,
-    ) -> Result<usize, StructureError> {
-        self.records_with::<true>(array, spans)
+    if wide() {
+        // SAFETY: the CPU has the features `records_avx2` is compiled for, checked by `wide`.
+        return unsafe { records_avx2(array, on_record) };
     }
+    records_with::<false, E>(array, on_record)
+}
 
-    /// The scan; `WIDE` (only ever true inside [`Scanner::records_avx2`]) uses AVX2 and PCLMUL.
-    #[inline(always)]
-    fn records_with<const WIDE: bool>(
-        &mut self,
-        array: &[u8],
-        spans: &mut Vec<(usize, usize)>,
-    ) -> Result<usize, StructureError> {
-        spans.clear();
-        if array.first() != Some(&b'[') {
-            return Err(StructureError {
-                offset: 0,
-                reason: "expected the start of the Records array",
-            });
+/// [`records`] compiled for AVX2, carry-less multiplication, POPCNT and BMI1 (every CPU with
+/// AVX2 has the other three).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1")]
+fn records_avx2<E>(
+    array: &[u8],
+    on_record: impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<usize, Stop<E>> {
+    records_with::<true, E>(array, on_record)
+}
+
+/// The scan; `WIDE` (only ever true inside [`records_avx2`]) uses AVX2 and PCLMUL.
+#[inline(always)]
+fn records_with<const WIDE: bool, E>(
+    array: &[u8],
+    mut on_record: impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<usize, Stop<E>> {
+    if array.first() != Some(&b'[') {
+        return Err(StructureError {
+            offset: 0,
+            reason: "expected the start of the Records array",
         }
-        let mut state = State {
-            stack: Stack {
-                bits: [0; MAX_DEPTH / 64],
-                depth: 0,
-            },
-            spans,
-            record_start: 0,
-            prev_end: 0,
-        };
-        let mut escape_carry = false;
-        let mut in_string_carry = 0u64;
-        let mut pos = 0usize;
-        let mut tail = [b' '; 64];
-        while pos < array.len() {
-            let block: &[u8; 64] =
-                if let Some(b) = array.get(pos..pos + 64).and_then(|b| b.try_into().ok()) {
-                    b
-                } else {
-                    // The last, short block, padded with spaces.
-                    let rest = &array[pos..];
-                    tail[..rest.len()].copy_from_slice(rest);
-                    &tail
-                };
-            #[cfg(target_arch = "x86_64")]
-            let (masks, in_string) = if WIDE {
-                // SAFETY: WIDE is true only in `records_avx2`, called after the CPU was found
-                // to have AVX2 and PCLMULQDQ.
-                unsafe {
-                    let m = masks_avx2(block);
-                    let e = escaped(m.backslash, &mut escape_carry);
-                    let in_string = prefix_xor_clmul(m.quote & !e);
-                    (m, in_string)
-                }
-            } else {
-                let m = masks(block);
-                let e = escaped(m.backslash, &mut escape_carry);
-                let in_string = prefix_xor(m.quote & !e);
-                (m, in_string)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let (masks, in_string) = {
-                let m = masks(block);
-                let e = escaped(m.backslash, &mut escape_carry);
-                let in_string = prefix_xor(m.quote & !e);
-                (m, in_string)
-            };
-            let in_string = in_string ^ in_string_carry;
-            in_string_carry = ((in_string as i64) >> 63) as u64;
-            let mut brackets = masks.bracket & !in_string;
+        .into());
+    }
+    let mut walk = Walk {
+        depth: 0,
+        records: 0,
+        record_start: 0,
+        prev_end: 0,
+    };
+    let mut strings = Strings::default();
+    let mut pos = 0usize;
+    let mut tail = [b' '; 64];
+    while pos < array.len() {
+        let block = block_at(array, pos, &mut tail);
+        let masks = strings.classify::<WIDE>(block);
+        let in_string = masks.in_string;
+        let opens = masks.open & !in_string;
+        let closes = masks.close & !in_string;
+        // Inside a record, a block whose closing brackets cannot bring the depth back to the
+        // record's own level holds no boundary: its brackets are counted, not visited.
+        let closing = closes.count_ones() as usize;
+        if walk.depth >= RECORD + closing {
+            walk.depth = walk.depth - closing + opens.count_ones() as usize;
+            if walk.depth > MAX_DEPTH {
+                return Err(walk.too_deep(pos));
+            }
+        } else {
+            let mut brackets = opens | closes;
             while brackets != 0 {
                 let i = brackets.trailing_zeros() as usize;
                 brackets &= brackets - 1;
-                if let Some(end) = state.bracket(array, pos + i, block[i])? {
+                let opening = opens & (1 << i) != 0;
+                if let Some(end) = walk.bracket(array, pos + i, opening, &mut on_record)? {
                     return Ok(end);
                 }
             }
-            pos += 64;
         }
-        Err(StructureError {
-            offset: array.len(),
-            reason: if in_string_carry != 0 {
-                "the data ends inside a string (truncated?)"
-            } else {
-                "the data ends before the Records array is closed (truncated?)"
-            },
-        })
+        pos += 64;
     }
+    Err(StructureError {
+        offset: array.len(),
+        reason: if strings.in_string {
+            "the data ends inside a string (truncated?)"
+        } else {
+            "the data ends before the Records array is closed (truncated?)"
+        },
+    }
+    .into())
 }
 
 /// The walk's state between brackets.
-struct State<'a> {
-    stack: Stack,
-    spans: &'a mut Vec<(usize, usize)>,
+struct Walk {
+    /// Brackets open: 1 inside the array, 2 inside a record's own braces.
+    depth: usize,
+    /// Records handed over so far.
+    records: usize,
     record_start: usize,
     /// Just past the previous element (or the array's `[`).
     prev_end: usize,
 }
 
-impl State<'_> {
-    /// Takes the bracket `c` at `at`; returns the end of the array when `c` closes it.
+impl Walk {
+    /// Takes the bracket at `at`; returns the end of the array when it closes the array.
     #[inline(always)]
-    fn bracket(&mut self, array: &[u8], at: usize, c: u8) -> Result<Option<usize>, StructureError> {
-        // `{` and `}` have bit 5 set, `[` and `]` not; the opening ones have bit 1 set.
-        let brace = c & 0x20 != 0;
-        let opening = c & 0x02 != 0;
-        // Inside a record, which is where nearly every bracket is.
-        if opening && self.stack.depth >= 2 {
-            if self.stack.push(brace) {
-                return Ok(None);
-            }
-        } else if !opening && self.stack.depth > 2 {
-            if self.stack.pop() == Some(brace) {
-                return Ok(None);
-            }
-            return Err(StructureError {
-                offset: at,
-                reason: "a closing bracket does not match its opening bracket",
-            });
-        }
-        self.boundary(array, at, brace, opening)
-    }
-
-    /// A bracket that opens or closes the array or a record, or is refused.
-    #[inline(never)]
-    fn boundary(
+    fn bracket<E>(
         &mut self,
         array: &[u8],
         at: usize,
-        brace: bool,
         opening: bool,
-    ) -> Result<Option<usize>, StructureError> {
-        let err = |reason| Err(StructureError { offset: at, reason });
-        if opening {
-            match self.stack.depth {
-                0 if at == 0 && !brace => self.prev_end = 1,
-                0 => return err("data after the end of the Records array"),
-                1 if !brace => return err("an element of Records is not an object"),
-                1 => {
-                    self.gap(array, at, !self.spans.is_empty())?;
-                    self.record_start = at;
+        on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
+    ) -> Result<Option<usize>, Stop<E>> {
+        // Inside a record, which is where nearly every bracket is.
+        if self.depth > RECORD || (self.depth == RECORD && opening) {
+            if opening {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(self.too_deep(at));
                 }
-                _ => return err("nested too deeply"),
+            } else {
+                self.depth -= 1;
             }
-            self.stack.push(brace);
             return Ok(None);
         }
-        if self.stack.pop() != Some(brace) {
-            return err("a closing bracket does not match its opening bracket");
-        }
-        match self.stack.depth {
-            0 => {
+        self.boundary(array, at, opening, on_record)
+    }
+
+    fn too_deep<E>(&self, at: usize) -> Stop<E> {
+        Stop::Structure(StructureError {
+            offset: at,
+            reason: "nested too deeply",
+        })
+    }
+
+    /// A bracket that opens or closes the array or a record.
+    fn boundary<E>(
+        &mut self,
+        array: &[u8],
+        at: usize,
+        opening: bool,
+        on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
+    ) -> Result<Option<usize>, Stop<E>> {
+        let err = |reason| Err(Stop::Structure(StructureError { offset: at, reason }));
+        // `{` and `}` have bit 5 set, `[` and `]` not.
+        let brace = array[at] & 0x20 != 0;
+        match (self.depth, opening) {
+            (0, true) if at == 0 && !brace => self.prev_end = 1,
+            (0, _) => return err("data after the end of the Records array"),
+            (1, true) if !brace => return err("an element of Records is not an object"),
+            (1, true) => {
+                self.gap(array, at, self.records > 0)?;
+                self.record_start = at;
+            }
+            (1, false) if brace => {
+                return err("a closing bracket does not match its opening bracket");
+            }
+            (1, false) => {
                 self.gap(array, at, false)?;
-                Ok(Some(at + 1))
+                return Ok(Some(at + 1));
             }
-            _ => {
-                self.spans.push((self.record_start, at + 1));
+            (_, _) if !brace => {
+                return err("a closing bracket does not match its opening bracket");
+            }
+            (_, _) => {
+                self.records += 1;
+                on_record(self.record_start, at + 1).map_err(Stop::Record)?;
                 self.prev_end = at + 1;
-                Ok(None)
+                self.depth -= 1;
+                return Ok(None);
             }
         }
+        self.depth += 1;
+        Ok(None)
     }
 
     /// Checks what lies between the previous element and `at`: whitespace and, between two
@@ -281,34 +251,148 @@ impl State<'_> {
 }
 
 /// The structural index of one record: the positions (in order) of its unescaped quotes and of
-/// the brackets outside its strings, appended to `out` after clearing it. The record has passed
-/// [`Scanner::records`], so its strings are closed and its brackets match.
-pub(super) fn structurals(raw: &[u8], out: &mut Vec<u32>) {
-    out.clear();
-    let mut escape_carry = false;
-    let mut in_string_carry = 0u64;
-    let mut tail = [b' '; 64];
-    let mut pos = 0usize;
-    while pos < raw.len() {
-        let block: &[u8; 64] =
-            if let Some(b) = raw.get(pos..pos + 64).and_then(|b| b.try_into().ok()) {
-                b
-            } else {
-                // The last, short block (there is one at most), padded with spaces.
-                let rest = &raw[pos..];
-                tail[..rest.len()].copy_from_slice(rest);
-                &tail
-            };
-        let m = masks(block);
-        let quotes = m.quote & !escaped(m.backslash, &mut escape_carry);
-        let in_string = prefix_xor(quotes) ^ in_string_carry;
-        in_string_carry = ((in_string as i64) >> 63) as u64;
-        let mut bits = quotes | (m.bracket & !in_string);
-        while bits != 0 {
-            out.push((pos + bits.trailing_zeros() as usize) as u32);
-            bits &= bits - 1;
+/// the brackets outside its strings, and for each opening bracket the entry of its closing one.
+/// Built only for records that are read (a few per hundred); it is where their brackets are
+/// checked to nest and match, which the scan of the whole array leaves to it.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Byte offsets of the entries.
+    pub at: Vec<u32>,
+    /// For an opening bracket's entry, the entry of its closing bracket; 0 for the others.
+    pub pair: Vec<u32>,
+    /// Scratch: the entries of the brackets open.
+    open: Vec<u32>,
+}
+
+impl Index {
+    /// Indexes `raw`, a record [`records`] delimited. False when its brackets do not nest and
+    /// match (the record is then not of the usual shape).
+    pub fn build(&mut self, raw: &[u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if wide() {
+            // SAFETY: the CPU has the features `build_wide` is compiled for, checked by `wide`.
+            return unsafe { self.build_wide(raw) };
         }
-        pos += 64;
+        self.build_with::<false>(raw)
+    }
+
+    /// [`Index::build`] compiled for AVX2 and PCLMUL.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1")]
+    fn build_wide(&mut self, raw: &[u8]) -> bool {
+        self.build_with::<true>(raw)
+    }
+
+    #[inline(always)]
+    fn build_with<const WIDE: bool>(&mut self, raw: &[u8]) -> bool {
+        self.at.clear();
+        self.pair.clear();
+        self.open.clear();
+        let mut strings = Strings::default();
+        let mut tail = [b' '; 64];
+        let mut pos = 0usize;
+        while pos < raw.len() {
+            let block = block_at(raw, pos, &mut tail);
+            let m = strings.classify::<WIDE>(block);
+            let opens = m.open & !m.in_string;
+            let closes = m.close & !m.in_string;
+            let mut bits = m.quote | opens | closes;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let entry = self.at.len() as u32;
+                self.at.push((pos + i) as u32);
+                self.pair.push(0);
+                if opens & (1 << i) != 0 {
+                    self.open.push(entry);
+                } else if closes & (1 << i) != 0 {
+                    let Some(open) = self.open.pop() else {
+                        return false;
+                    };
+                    // `{` and `}` differ from `[` and `]` in bit 5.
+                    let open_at = self.at[open as usize] as usize;
+                    if (raw[open_at] ^ block[i]) & 0x20 != 0 {
+                        return false;
+                    }
+                    self.pair[open as usize] = entry;
+                }
+            }
+            pos += 64;
+        }
+        self.open.is_empty() && !strings.in_string
+    }
+}
+
+/// Whether the CPU has what the wide paths are compiled for (every CPU with AVX2 has the rest).
+#[cfg(target_arch = "x86_64")]
+fn wide() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+        && std::arch::is_x86_feature_detected!("popcnt")
+        && std::arch::is_x86_feature_detected!("bmi1")
+}
+
+/// The 64 bytes at `pos`; the last, short block is copied into `tail` and padded with spaces.
+#[inline(always)]
+fn block_at<'a>(data: &'a [u8], pos: usize, tail: &'a mut [u8; 64]) -> &'a [u8; 64] {
+    if let Some(b) = data.get(pos..pos + 64).and_then(|b| b.try_into().ok()) {
+        return b;
+    }
+    let rest = &data[pos.min(data.len())..];
+    tail.fill(b' ');
+    tail[..rest.len()].copy_from_slice(rest);
+    tail
+}
+
+/// What carries from one block to the next: an escaping backslash at its end, and whether it
+/// ends inside a string.
+#[derive(Default)]
+struct Strings {
+    escape: bool,
+    in_string: bool,
+}
+
+/// One block's bytes of interest: unescaped quotes, the bytes inside strings (the opening quote
+/// included, the closing one not), and brackets (inside strings or not).
+struct Classified {
+    quote: u64,
+    in_string: u64,
+    open: u64,
+    close: u64,
+}
+
+impl Strings {
+    /// Classifies the next block; `WIDE` (only inside the wide paths) uses AVX2 and PCLMUL.
+    #[inline(always)]
+    fn classify<const WIDE: bool>(&mut self, block: &[u8; 64]) -> Classified {
+        #[cfg(target_arch = "x86_64")]
+        let (m, quote, in_string) = if WIDE {
+            // SAFETY: WIDE is true only in functions compiled for, and called after the CPU was
+            // found to have, AVX2 and PCLMULQDQ.
+            unsafe {
+                let m = masks_avx2(block);
+                let quote = m.quote & !escaped(m.backslash, &mut self.escape);
+                (m, quote, prefix_xor_clmul(quote))
+            }
+        } else {
+            let m = masks(block);
+            let quote = m.quote & !escaped(m.backslash, &mut self.escape);
+            (m, quote, prefix_xor(quote))
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let (m, quote, in_string) = {
+            let m = masks(block);
+            let quote = m.quote & !escaped(m.backslash, &mut self.escape);
+            (m, quote, prefix_xor(quote))
+        };
+        let in_string = in_string ^ if self.in_string { !0 } else { 0 };
+        self.in_string = in_string >> 63 != 0;
+        Classified {
+            quote,
+            in_string,
+            open: m.open,
+            close: m.close,
+        }
     }
 }
 
@@ -316,8 +400,10 @@ pub(super) fn structurals(raw: &[u8], out: &mut Vec<u32>) {
 struct Masks {
     backslash: u64,
     quote: u64,
-    /// `{`, `}`, `[` and `]`.
-    bracket: u64,
+    /// `{` and `[`.
+    open: u64,
+    /// `}` and `]`.
+    close: u64,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -341,7 +427,8 @@ fn masks_sse2(block: &[u8; 64]) -> Masks {
     let mut m = Masks {
         backslash: 0,
         quote: 0,
-        bracket: 0,
+        open: 0,
+        close: 0,
     };
     for (i, chunk) in block.chunks_exact(16).enumerate() {
         // SAFETY: `chunk` is 16 readable bytes; the load has no alignment requirement.
@@ -350,10 +437,8 @@ fn masks_sse2(block: &[u8; 64]) -> Masks {
         let bits = |x| u64::from(_mm_movemask_epi8(x) as u16) << (16 * i);
         m.backslash |= bits(_mm_cmpeq_epi8(v, backslash));
         m.quote |= bits(_mm_cmpeq_epi8(v, quote));
-        m.bracket |= bits(_mm_or_si128(
-            _mm_cmpeq_epi8(folded, open),
-            _mm_cmpeq_epi8(folded, close),
-        ));
+        m.open |= bits(_mm_cmpeq_epi8(folded, open));
+        m.close |= bits(_mm_cmpeq_epi8(folded, close));
     }
     m
 }
@@ -374,7 +459,8 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
     let mut m = Masks {
         backslash: 0,
         quote: 0,
-        bracket: 0,
+        open: 0,
+        close: 0,
     };
     for (i, chunk) in block.chunks_exact(32).enumerate() {
         // SAFETY: `chunk` is 32 readable bytes; the load has no alignment requirement.
@@ -383,10 +469,8 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
         let bits = |x| u64::from(_mm256_movemask_epi8(x) as u32) << (32 * i);
         m.backslash |= bits(_mm256_cmpeq_epi8(v, backslash));
         m.quote |= bits(_mm256_cmpeq_epi8(v, quote));
-        m.bracket |= bits(_mm256_or_si256(
-            _mm256_cmpeq_epi8(folded, open),
-            _mm256_cmpeq_epi8(folded, close),
-        ));
+        m.open |= bits(_mm256_cmpeq_epi8(folded, open));
+        m.close |= bits(_mm256_cmpeq_epi8(folded, close));
     }
     m
 }
@@ -406,14 +490,16 @@ fn masks(block: &[u8; 64]) -> Masks {
     let mut m = Masks {
         backslash: 0,
         quote: 0,
-        bracket: 0,
+        open: 0,
+        close: 0,
     };
     for (i, &b) in block.iter().enumerate() {
         let bit = 1u64 << i;
         match b {
             b'\\' => m.backslash |= bit,
             b'"' => m.quote |= bit,
-            b'{' | b'}' | b'[' | b']' => m.bracket |= bit,
+            b'{' | b'[' => m.open |= bit,
+            b'}' | b']' => m.close |= bit,
             _ => {}
         }
     }
@@ -455,13 +541,27 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
+/// Every element's `(start, end)` and the end of the array (tests).
+#[cfg(test)]
+pub(crate) fn spans(array: &[u8]) -> Result<(usize, Vec<(usize, usize)>), StructureError> {
+    let mut spans = Vec::new();
+    let end = records(array, |a, b| {
+        spans.push((a, b));
+        Ok::<_, ()>(())
+    })
+    .map_err(|e| match e {
+        Stop::Structure(e) => e,
+        Stop::Record(()) => unreachable!("the test collector refuses nothing"),
+    })?;
+    Ok((end, spans))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn scan(s: &str) -> Result<(usize, Vec<&str>), StructureError> {
-        let mut spans = Vec::new();
-        let end = Scanner::default().records(s.as_bytes(), &mut spans)?;
+        let (end, spans) = spans(s.as_bytes())?;
         Ok((end, spans.iter().map(|&(a, b)| &s[a..b]).collect()))
     }
 
@@ -499,7 +599,7 @@ mod tests {
             (r#"[,{"a":1}]"#, 1, "first record"),
             (r#"[{"a":1},"x"]"#, 9, "not an object"),
             (r#"[{"a":1},[]]"#, 9, "not an object"),
-            (r#"[{"a":[1}]"#, 8, "does not match"),
+            (r#"[{"a":[1}]"#, 9, "does not match"),
             (r#"[{"a":1}}]"#, 8, "does not match"),
             (r#"[{"a":1},7]"#, 9, "not an object"),
             (r#"{"a":1}"#, 0, "start of the Records"),
@@ -545,9 +645,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_wide_path_agrees_with_the_baseline() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("pclmulqdq"))
-        {
+        if !wide() {
             return;
         }
         let block: Vec<u8> = (0..64usize).map(|i| b"{\\\"[]}x\"a"[i * 7 % 9]).collect();
@@ -556,21 +654,84 @@ mod tests {
         let (wide, clmul) = unsafe { (masks_avx2(block), prefix_xor_clmul(0x8000_0010_0400_0021)) };
         let base = masks(block);
         assert_eq!(
-            (wide.backslash, wide.quote, wide.bracket),
-            (base.backslash, base.quote, base.bracket)
+            (wide.backslash, wide.quote, wide.open, wide.close),
+            (base.backslash, base.quote, base.open, base.close)
         );
         assert_eq!(clmul, prefix_xor(0x8000_0010_0400_0021));
         let json = sample_array();
-        let mut spans = (Vec::new(), Vec::new());
-        let mut scanner = Scanner::default();
-        let wide_end = unsafe { scanner.records_avx2(json.as_bytes(), &mut spans.0) };
-        let base_end = scanner.records_with::<false>(json.as_bytes(), &mut spans.1);
-        assert_eq!((wide_end, &spans.0), (base_end, &spans.1));
+        let both = |bytes: &[u8]| {
+            let (mut wide, mut base) = (Vec::new(), Vec::new());
+            // SAFETY: both features were found above.
+            let wide_end = unsafe {
+                records_avx2(bytes, |a, b| {
+                    wide.push((a, b));
+                    Ok::<_, ()>(())
+                })
+            };
+            let base_end = records_with::<false, ()>(bytes, |a, b| {
+                base.push((a, b));
+                Ok(())
+            });
+            assert_eq!((wide_end, wide), (base_end, base));
+        };
+        both(json.as_bytes());
         for cut in 0..json.len() {
-            let bytes = &json.as_bytes()[..cut];
-            let wide = unsafe { scanner.records_avx2(bytes, &mut spans.0) };
-            assert_eq!(wide, scanner.records_with::<false>(bytes, &mut spans.1));
+            both(&json.as_bytes()[..cut]);
         }
+        // The index, on every record and every truncation of one.
+        let (_, spans) = spans(json.as_bytes()).expect("well formed");
+        let (mut wide, mut base) = (Index::default(), Index::default());
+        for (from, to) in spans {
+            for end in from..=to {
+                let raw = &json.as_bytes()[from..end];
+                // SAFETY: the features were found above.
+                let wide_ok = unsafe { wide.build_wide(raw) };
+                assert_eq!(wide_ok, base.build_with::<false>(raw));
+                assert_eq!((&wide.at, &wide.pair), (&base.at, &base.pair));
+                assert_eq!(wide_ok, end == to || end == from, "{}", &json[from..end]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_callers_refusal_stops_the_scan() {
+        let json = sample_array();
+        let mut seen = 0;
+        let stop = records(json.as_bytes(), |a, _| {
+            seen += 1;
+            if seen == 2 { Err(a) } else { Ok(()) }
+        });
+        let second = json.find(",\n  {").expect("two records") + 4;
+        assert_eq!(stop, Err(Stop::Record(second)));
+        assert_eq!(seen, 2);
+    }
+
+    #[test]
+    fn the_index_pairs_brackets_and_refuses_mismatches() {
+        let raw = r#"{"a":[1,{"b":"}]"}],"c":{}}"#;
+        let mut index = Index::default();
+        assert!(index.build(raw.as_bytes()));
+        let bytes: String = index
+            .at
+            .iter()
+            .map(|&p| raw.as_bytes()[p as usize] as char)
+            .collect();
+        assert_eq!(bytes, r#"{""[{""""}]""{}}"#);
+        // Each opening bracket points at its own closing one.
+        for (entry, &pair) in index.pair.iter().enumerate() {
+            let open = raw.as_bytes()[index.at[entry] as usize];
+            if matches!(open, b'{' | b'[') {
+                let close = raw.as_bytes()[index.at[pair as usize] as usize];
+                assert_eq!(close, open + 2, "entry {entry}");
+            }
+        }
+        // The array scan counts brackets inside a record; the index checks that they match.
+        let mismatched = r#"{"a":[1}}"#;
+        let json = format!("[{mismatched}]");
+        assert_eq!(scan(&json).expect("delimited").1, vec![mismatched]);
+        assert!(!index.build(mismatched.as_bytes()));
+        assert!(!index.build(br#"{"a":1"#));
+        assert!(!index.build(br#"{"a":"1}"#));
     }
 
     #[test]
