@@ -1,10 +1,11 @@
-//! CloudTrail Lake as an event source, against recorded responses.
+//! CloudTrail Lake and LookupEvents as event sources, against recorded responses.
 //!
-//! moto implements none of CloudTrail Lake (StartQuery, DescribeQuery and GetQueryResults raise
+//! moto implements neither (StartQuery, DescribeQuery, GetQueryResults and LookupEvents raise
 //! NotImplementedError in moto 5.2.5), so the real AWS SDK client is served the wire-format
-//! responses in `tests/recorded/cloudtrail-lake-*.json` through `aws-smithy-mocks`: the SDK's
-//! own deserializers and error classification run as they do against AWS. The rows are the
-//! groups the query asks for; their content is chosen so that each detection appears once.
+//! responses in `tests/recorded/` through `aws-smithy-mocks`: the SDK's own deserializers and
+//! error classification run as they do against AWS. The Lake rows are the groups the query asks
+//! for; their content is chosen so that each detection appears once. The LookupEvents pages are
+//! the ones the collection tests use.
 
 mod util;
 
@@ -19,7 +20,8 @@ use chrono::{DateTime, Utc};
 use keyproof::collect::Ledger;
 use keyproof::collect::guard::Guard;
 use keyproof::logs::lake::{LakeSource, Wait};
-use keyproof::logs::{DetectionKind, LogsConfig, Rules, SourceError};
+use keyproof::logs::lookup::LookupSource;
+use keyproof::logs::{Activity, DetectionKind, LogParser, LogsConfig, Rules, SourceError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -364,6 +366,145 @@ fn audit_logs_reads_cloudtrail_lake_through_the_cli() {
 
     // Lake has no digest files: asking to verify them is refused before anything runs.
     let out = util::keyproof(&["audit-logs", "--cloudtrail-lake", STORE, "--verify-digests"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+}
+
+/// The two recorded LookupEvents pages, the second asked for with the first's token.
+fn lookup_rules() -> Vec<Rule> {
+    vec![
+        mock!(Client::lookup_events)
+            .match_requests(|r| {
+                r.next_token().is_none()
+                    && r.lookup_attributes()[0].attribute_value() == "kms.amazonaws.com"
+                    && r.start_time().map(|t| t.secs()) == Some(LOOKUP_SINCE)
+            })
+            .then_http_response(ok("cloudtrail-LookupEvents-page1.json")),
+        mock!(Client::lookup_events)
+            .match_requests(|r| r.next_token() == Some("page-2"))
+            .then_http_response(ok("cloudtrail-LookupEvents-page2.json")),
+    ]
+}
+
+/// 2025-11-24T00:00:00Z, five days before the recorded events end.
+const LOOKUP_SINCE: i64 = 1_763_942_400;
+
+fn lookup_window() -> Rules {
+    let since = DateTime::from_timestamp(LOOKUP_SINCE, 0).expect("time");
+    let config = LogsConfig {
+        allowed_source_cidrs: vec!["10.0.0.0/8".into()],
+        ..LogsConfig::default()
+    };
+    Rules::new(since, since + chrono::Duration::days(5), &[], &config).expect("rules")
+}
+
+#[test]
+fn lookup_events_give_the_same_analysis_as_the_log_file_of_the_same_events() {
+    let rules = lookup_window();
+    let source = LookupSource::with_clients(
+        vec![("eu-west-1".into(), client(&lookup_rules()))],
+        Duration::from_millis(1),
+    )
+    .expect("runtime");
+    assert_eq!(source.describe(), "CloudTrail LookupEvents in eu-west-1");
+    let scan = source.read(&rules).expect("history read");
+    let stats = scan.stats.lookup.as_ref().expect("lookup stats");
+    assert_eq!(stats.regions, vec!["eu-west-1"]);
+    assert_eq!(stats.pages, 2, "both pages read");
+    assert_eq!(
+        stats.events_by_region.get("111122223333/eu-west-1"),
+        Some(&5)
+    );
+    assert_eq!(scan.stats.kms_records, 5);
+    let report = scan.activity.finish(&rules);
+    assert_eq!((report.events, report.failed), (5, 1));
+    assert_eq!((report.fields.records, report.fields.complete), (5, 5));
+    let denied = report
+        .detections
+        .iter()
+        .find(|d| d.kind == DetectionKind::AccessDenied)
+        .expect("the intruder's denied Decrypt");
+    assert_eq!(
+        denied.principal.as_deref(),
+        Some("arn:aws:sts::111122223333:assumed-role/intruder/session")
+    );
+    assert_eq!(
+        denied.events[0].event_id,
+        "11111111-aaaa-4bbb-8ccc-000000000004"
+    );
+
+    // The same records written as a log file give the same report.
+    let mut records = Vec::new();
+    for page in [
+        "cloudtrail-LookupEvents-page1.json",
+        "cloudtrail-LookupEvents-page2.json",
+    ] {
+        let page: serde_json::Value = serde_json::from_str(&recorded(page)).expect("json");
+        for event in page["Events"].as_array().expect("events") {
+            records.push(
+                event["CloudTrailEvent"]
+                    .as_str()
+                    .expect("record")
+                    .to_string(),
+            );
+        }
+    }
+    let file = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+    let mut from_file = Activity::default();
+    LogParser::new()
+        .scan("file.json", file.as_bytes(), |r| {
+            from_file.add_n(r, 1, &rules)
+        })
+        .expect("readable");
+    assert_eq!(report, from_file.finish(&rules));
+}
+
+#[test]
+fn a_failed_lookup_page_fails_the_read() {
+    let throttled = vec![
+        mock!(Client::lookup_events)
+            .match_requests(|r| r.next_token().is_none())
+            .then_http_response(ok("cloudtrail-LookupEvents-page1.json")),
+        mock!(Client::lookup_events)
+            .match_requests(|r| r.next_token() == Some("page-2"))
+            .then_http_response(|| {
+                HttpResponse::new(
+                    StatusCode::try_from(400).expect("status"),
+                    SdkBody::from(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#),
+                )
+            }),
+    ];
+    let source = LookupSource::with_clients(
+        vec![("eu-west-1".into(), client(&throttled))],
+        Duration::from_millis(1),
+    )
+    .expect("runtime");
+    let err = source.read(&lookup_window()).expect_err("a page failed");
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            SourceError::Api {
+                operation: "LookupEvents",
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("ThrottlingException") && text.contains("eu-west-1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn digests_cannot_be_verified_from_lookup_events() {
+    let out = util::keyproof(&[
+        "audit-logs",
+        "--cloudtrail-lookup",
+        "eu-west-1",
+        "--verify-digests",
+    ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
 }

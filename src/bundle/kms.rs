@@ -41,17 +41,8 @@ impl KmsSigner {
             .enable_all()
             .build()
             .map_err(KmsSignError::Runtime)?;
-        let region = key
-            .strip_prefix("arn:")
-            .and_then(|rest| rest.split(':').nth(2))
-            .filter(|r| !r.is_empty())
-            .map(|r| aws_config::Region::new(r.to_string()));
         let client = runtime.block_on(async {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(region) = region {
-                loader = loader.region(region);
-            }
-            let sdk = loader.load().await;
+            let sdk = crate::collect::default_config(crate::collect::arn_region(key)).await;
             aws_sdk_kms::Client::from_conf(
                 aws_sdk_kms::config::Builder::from(&sdk)
                     .interceptor(Guard::signing(Arc::new(Ledger::default())))

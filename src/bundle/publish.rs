@@ -319,9 +319,7 @@ async fn upload(
 /// (an S3-compatible store, or the tests' emulator) buckets are addressed by path, since
 /// virtual-host names do not resolve there. Shared by publishing and by log reading.
 pub(crate) async fn s3_client(guard: Guard) -> aws_sdk_s3::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let sdk = crate::collect::default_config(None).await;
     let path_style = sdk.endpoint_url().is_some();
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)

@@ -4,6 +4,7 @@
 use super::{parse_since, term_safe};
 use crate::config::Config;
 use crate::logs::lake::{LakeSource, Wait};
+use crate::logs::lookup::LookupSource;
 use crate::logs::{self, AuditLogs, EventSource, LocalStore, LogStore, Rules, S3Store};
 use anyhow::{Context, Result, bail};
 use chrono::{Duration, Utc};
@@ -21,13 +22,13 @@ pub(super) struct LogSourceArgs {
         long = "cloudtrail-local",
         visible_alias = "local",
         value_name = "DIR",
-        conflicts_with_all = ["cloudtrail_s3", "cloudtrail_lake"]
+        conflicts_with_all = ["cloudtrail_s3", "cloudtrail_lake", "cloudtrail_lookup"]
     )]
     local: Option<PathBuf>,
     /// The trail's bucket and prefix, s3://bucket/prefix: the log files under its AWSLogs/ are
     /// read, listing only the days of the window (s3:ListBucket, s3:GetObject; see
     /// `keyproof iam-policy --logs`).
-    #[arg(long, value_name = "S3_URL", conflicts_with = "cloudtrail_lake")]
+    #[arg(long, value_name = "S3_URL", conflicts_with_all = ["cloudtrail_lake", "cloudtrail_lookup"])]
     cloudtrail_s3: Option<String>,
     /// A CloudTrail Lake event data store (ARN or id): the analysis runs there as one SQL query
     /// instead of downloading log files (cloudtrail:StartQuery, DescribeQuery, GetQueryResults;
@@ -35,9 +36,21 @@ pub(super) struct LogSourceArgs {
     #[arg(
         long,
         value_name = "EVENT_DATA_STORE",
-        conflicts_with = "verify_digests"
+        conflicts_with_all = ["verify_digests", "cloudtrail_lookup"]
     )]
     cloudtrail_lake: Option<String>,
+    /// The account's own CloudTrail event history in these regions (comma-separated), read with
+    /// LookupEvents: management events only, the last 90 days, two requests a second per
+    /// region (cloudtrail:LookupEvents). For when the trail's log files are not at hand; it
+    /// keeps no digest files.
+    #[arg(
+        long,
+        value_name = "REGIONS",
+        value_delimiter = ',',
+        num_args = 1..,
+        conflicts_with = "verify_digests"
+    )]
+    cloudtrail_lookup: Vec<String>,
     /// How long to wait for the CloudTrail Lake query, in minutes.
     #[arg(
         long,
@@ -105,6 +118,10 @@ pub(super) fn analyse(
         &source.cloudtrail_s3,
         &source.cloudtrail_lake,
     ) {
+        (None, None, None) if !source.cloudtrail_lookup.is_empty() => EventSource::Lookup(
+            LookupSource::connect(&source.cloudtrail_lookup)
+                .context("could not set up CloudTrail LookupEvents")?,
+        ),
         (Some(dir), _, _) => {
             if !dir.is_dir() {
                 bail!(
@@ -177,7 +194,7 @@ pub(super) fn run(args: AuditLogsArgs) -> Result<ExitCode> {
     let config = Config::load(config_path.as_deref())?;
     let Some(result) = analyse(&args.source, since, until, now, &config)? else {
         bail!(
-            "pass --local DIR, --cloudtrail-s3 s3://bucket/prefix or --cloudtrail-lake EVENT_DATA_STORE"
+            "pass --local DIR, --cloudtrail-s3 s3://bucket/prefix, --cloudtrail-lake EVENT_DATA_STORE or --cloudtrail-lookup REGIONS"
         );
     };
 
@@ -280,28 +297,38 @@ fn print_summary(r: &AuditLogs, detections: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let s = &r.scan;
     let a = &r.activity;
-    match &s.lake {
-        Some(lake) => writeln!(
+    if let Some(lookup) = &s.lookup {
+        writeln!(
             out,
-            "CloudTrail Lake: store {}, query {}: {} events scanned ({}), {} groups of KMS events",
-            term_safe(&lake.event_data_store),
-            term_safe(&lake.query_id),
-            lake.events_scanned
-                .map_or_else(|| "?".into(), |n| n.to_string()),
-            lake.bytes_scanned
-                .map_or_else(|| "? bytes".into(), |n| mib(u64::try_from(n).unwrap_or(0))),
-            lake.groups
-        )?,
-        None => writeln!(
-            out,
-            "files: {} listed, {} read, {} unreadable ({} stored, {} of JSON, {} records)",
-            s.files,
-            s.files_read,
-            s.issues.len(),
-            mib(s.stored_bytes),
-            mib(s.json_bytes),
-            s.records
-        )?,
+            "CloudTrail LookupEvents in {}: {} KMS events over {} pages",
+            term_safe(&lookup.regions.join(", ")),
+            s.kms_records,
+            lookup.pages
+        )?;
+    } else {
+        match &s.lake {
+            Some(lake) => writeln!(
+                out,
+                "CloudTrail Lake: store {}, query {}: {} events scanned ({}), {} groups of KMS events",
+                term_safe(&lake.event_data_store),
+                term_safe(&lake.query_id),
+                lake.events_scanned
+                    .map_or_else(|| "?".into(), |n| n.to_string()),
+                lake.bytes_scanned
+                    .map_or_else(|| "? bytes".into(), |n| mib(u64::try_from(n).unwrap_or(0))),
+                lake.groups
+            )?,
+            None => writeln!(
+                out,
+                "files: {} listed, {} read, {} unreadable ({} stored, {} of JSON, {} records)",
+                s.files,
+                s.files_read,
+                s.issues.len(),
+                mib(s.stored_bytes),
+                mib(s.json_bytes),
+                s.records
+            )?,
+        }
     }
     for issue in &s.issues {
         writeln!(out, "  UNREADABLE {}", term_safe(&issue.to_string()))?;

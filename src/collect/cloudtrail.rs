@@ -7,13 +7,13 @@
 //! counts always cover every event read.
 
 use crate::collect::{ApiFailure, RegionCtx, to_sdk_time, to_utc};
+use crate::logs::record::RawRecord;
 use crate::snapshot::{EventSelectors, EvidenceKind, KmsEvent, KmsEventSummary, Trail};
 use aws_sdk_cloudtrail::Client;
 use aws_sdk_cloudtrail::types::{
     AdvancedEventSelector, EventSelector, LookupAttribute, LookupAttributeKey, ReadWriteType,
 };
 use futures_util::StreamExt;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -293,36 +293,6 @@ pub fn advanced_selectors(selectors: &[AdvancedEventSelector]) -> EventSelectors
     out
 }
 
-/// The fields of a CloudTrail event record keyprooof keeps (typed, not a generic tree).
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct EventRecord {
-    user_identity: Option<UserIdentity>,
-    #[serde(rename = "sourceIPAddress")]
-    source_ip_address: Option<String>,
-    error_code: Option<String>,
-    #[serde(default)]
-    resources: Option<Vec<EventResource>>,
-    request_parameters: Option<RequestParameters>,
-}
-
-#[derive(Debug, Deserialize)]
-struct UserIdentity {
-    arn: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct EventResource {
-    #[serde(rename = "ARN")]
-    arn: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestParameters {
-    key_id: Option<String>,
-}
-
 async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSummary> {
     let attribute = LookupAttribute::builder()
         .attribute_key(LookupAttributeKey::EventSource)
@@ -372,33 +342,48 @@ async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSumm
         };
         for event in page.events() {
             let name = event.event_name().unwrap_or("<unnamed>").to_string();
-            let record: EventRecord = event
+            // The same typed record the log-file reader uses; an unreadable one still counts.
+            let record: Option<RawRecord<'_>> = event
                 .cloud_trail_event()
-                .and_then(|raw| serde_json::from_str(raw).ok())
-                .unwrap_or_default();
+                .and_then(|raw| serde_json::from_str(raw).ok());
+            let text = |v: Option<&std::borrow::Cow<'_, str>>| v.map(|s| s.to_string());
+            let error_code = text(record.as_ref().and_then(|r| r.error_code.as_ref()));
             summary.total_events += 1;
             *summary.by_event_name.entry(name.clone()).or_default() += 1;
-            if let Some(code) = &record.error_code {
+            if let Some(code) = &error_code {
                 *summary.errors_by_code.entry(code.clone()).or_default() += 1;
             }
-            let notable =
-                record.error_code.is_some() || ADMINISTRATIVE_EVENTS.contains(&name.as_str());
+            let notable = error_code.is_some() || ADMINISTRATIVE_EVENTS.contains(&name.as_str());
             if !notable {
                 continue;
             }
-            let key_arn = record
-                .resources
-                .iter()
-                .flatten()
-                .find_map(|r| r.arn.clone())
-                .or_else(|| {
-                    event
-                        .resources()
-                        .iter()
-                        .find(|r| r.resource_type() == Some("AWS::KMS::Key"))
-                        .and_then(|r| r.resource_name().map(str::to_string))
-                })
-                .or_else(|| record.request_parameters.and_then(|p| p.key_id));
+            let key_arn = text(
+                record
+                    .as_ref()
+                    .and_then(|r| r.resources.iter().flatten().find_map(|r| r.arn.as_ref())),
+            )
+            .or_else(|| {
+                event
+                    .resources()
+                    .iter()
+                    .find(|r| r.resource_type() == Some("AWS::KMS::Key"))
+                    .and_then(|r| r.resource_name().map(str::to_string))
+            })
+            .or_else(|| {
+                text(
+                    record
+                        .as_ref()
+                        .and_then(|r| r.request_parameters.as_ref())
+                        .and_then(|p| p.key_id.as_ref()),
+                )
+            });
+            let principal_arn = text(
+                record
+                    .as_ref()
+                    .and_then(|r| r.user_identity.as_ref())
+                    .and_then(|u| u.arn.as_ref()),
+            );
+            let source_ip = text(record.as_ref().and_then(|r| r.source_ip_address.as_ref()));
             summary.notable.push(KmsEvent {
                 event_id: event.event_id().unwrap_or_default().to_string(),
                 event_time: event
@@ -406,10 +391,10 @@ async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSumm
                     .and_then(to_utc)
                     .unwrap_or(settings.until),
                 event_name: name,
-                principal_arn: record.user_identity.and_then(|u| u.arn),
-                source_ip: record.source_ip_address,
+                principal_arn,
+                source_ip,
                 key_arn,
-                error_code: record.error_code,
+                error_code,
             });
         }
         token = page.next_token().map(str::to_string);

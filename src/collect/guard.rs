@@ -113,6 +113,8 @@ pub const LOG_READ_OPERATIONS: &[(&str, &str)] = &[
     ("cloudtrail:StartQuery", "cloudtrail:StartQuery"),
     ("cloudtrail:DescribeQuery", "cloudtrail:DescribeQuery"),
     ("cloudtrail:GetQueryResults", "cloudtrail:GetQueryResults"),
+    // The account's event history (`--cloudtrail-lookup`).
+    ("cloudtrail:LookupEvents", "cloudtrail:LookupEvents"),
 ];
 
 /// Every operation the log-reading client may call.
@@ -320,6 +322,7 @@ mod tests {
                 "cloudtrail:DescribeQuery",
                 "cloudtrail:GetQueryResults",
                 "cloudtrail:ListPublicKeys",
+                "cloudtrail:LookupEvents",
                 "cloudtrail:StartQuery",
                 "s3:GetObject",
                 "s3:ListBucket"

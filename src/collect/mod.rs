@@ -71,7 +71,7 @@ impl Settings {
             until: now,
             region_concurrency: 8,
             service_concurrency: 8,
-            lookup_interval: Duration::from_millis(550),
+            lookup_interval: crate::logs::lookup::PACE,
             lookup_events: true,
             max_events: Some(200_000),
         }
@@ -355,4 +355,37 @@ pub fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
 /// A chrono timestamp as an SDK timestamp.
 pub fn to_sdk_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+/// The default AWS configuration (environment, profile, `AWS_ENDPOINT_URL`), in `region` when
+/// one is given. For the commands that make a few calls of their own outside `collect`: log
+/// reading, manifest signing, publishing.
+pub async fn default_config(region: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_string()));
+    }
+    loader.load().await
+}
+
+/// The region an ARN names (`arn:<partition>:<service>:<region>:...`), when it names one.
+pub fn arn_region(arn: &str) -> Option<&str> {
+    arn.strip_prefix("arn:")?
+        .split(':')
+        .nth(2)
+        .filter(|r| !r.is_empty())
+}
+
+/// A CloudTrail client from the default configuration, in `region` when one is given, held by
+/// the log-reading guard (docs/iam-policy-logs.json).
+pub async fn log_reading_cloudtrail(region: Option<&str>) -> aws_sdk_cloudtrail::Client {
+    let sdk = default_config(region).await;
+    aws_sdk_cloudtrail::Client::from_conf(
+        aws_sdk_cloudtrail::config::Builder::from(&sdk)
+            .interceptor(Guard::log_reading(
+                "cloudtrail",
+                std::sync::Arc::new(Ledger::default()),
+            ))
+            .build(),
+    )
 }

@@ -165,18 +165,7 @@ pub fn fetch_public_keys(
         .build()
         .map_err(SourceError::Runtime)?;
     runtime.block_on(async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
-            .load()
-            .await;
-        let client = aws_sdk_cloudtrail::Client::from_conf(
-            aws_sdk_cloudtrail::config::Builder::from(&sdk)
-                .interceptor(crate::collect::Guard::log_reading(
-                    "cloudtrail",
-                    std::sync::Arc::new(crate::collect::Ledger::default()),
-                ))
-                .build(),
-        );
+        let client = crate::collect::log_reading_cloudtrail(Some(region)).await;
         let mut token: Option<String> = None;
         loop {
             let out = client

@@ -22,13 +22,12 @@
 use super::analysis::{Activity, Rules};
 use super::record::{KmsRecord, RequiredFields};
 use super::source::{Scan, ScanStats, SourceError};
-use crate::collect::{ApiFailure, Guard, Ledger};
+use crate::collect::ApiFailure;
 use aws_sdk_cloudtrail::types::QueryStatus;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Rows asked for per GetQueryResults page (the API's maximum).
@@ -221,26 +220,9 @@ impl LakeSource {
         let store_id = store_id(arn_or_id)?;
         let runtime = runtime()?;
         // The store's region, when an ARN names it, is where the query runs.
-        let region = arn_or_id
-            .strip_prefix("arn:")
-            .and_then(|rest| rest.split(':').nth(2))
-            .filter(|r| !r.is_empty())
-            .map(|r| aws_config::Region::new(r.to_string()));
-        let client = runtime.block_on(async {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(region) = region {
-                loader = loader.region(region);
-            }
-            let sdk = loader.load().await;
-            aws_sdk_cloudtrail::Client::from_conf(
-                aws_sdk_cloudtrail::config::Builder::from(&sdk)
-                    .interceptor(Guard::log_reading(
-                        "cloudtrail",
-                        Arc::new(Ledger::default()),
-                    ))
-                    .build(),
-            )
-        });
+        let client = runtime.block_on(crate::collect::log_reading_cloudtrail(
+            crate::collect::arn_region(arn_or_id),
+        ));
         Ok(LakeSource {
             store_id,
             client,

@@ -4,18 +4,20 @@
 //! [`source`] lists and fetches log files (a local directory or the trail's S3 bucket),
 //! [`parse`] turns each into typed KMS records without parsing the rest of the trail
 //! ([`structure`] delimits the records), [`lake`] runs the analysis as SQL on a CloudTrail Lake
-//! event data store instead ([`EventSource`] is either),
+//! event data store instead, and [`lookup`] reads one account's event history with
+//! LookupEvents ([`EventSource`] is any of the three),
 //! [`analysis`] counts and detects, and [`anomalies_csv`] writes the detections for engineers.
 //! [`synthetic`] generates realistic log files with known anomalies for the tests and the
 //! benchmark.
 //!
-//! Not for: LookupEvents during collection (that is `collect::cloudtrail`, which keeps a
-//! summary in the snapshot).
+//! Not for: the short LookupEvents summary `collect` keeps in the snapshot when no event source
+//! is given (that is `collect::cloudtrail`; it reads records with the same [`record::RawRecord`]).
 
 pub mod analysis;
 pub mod digest;
 pub mod extract;
 pub mod lake;
+pub mod lookup;
 pub mod parse;
 pub mod record;
 pub mod source;
@@ -32,10 +34,12 @@ pub use source::{LocalStore, LogStore, S3Store, Scan, ScanStats, SourceError, sc
 use serde::{Deserialize, Serialize};
 
 /// Where a window's KMS events are read from: log files (a local directory or the trail's
-/// bucket) or a CloudTrail Lake event data store. Both give the same [`Scan`].
+/// bucket), a CloudTrail Lake event data store, or the account's LookupEvents history. All give
+/// the same [`Scan`].
 pub enum EventSource {
     Files(Box<dyn LogStore>),
     Lake(lake::LakeSource),
+    Lookup(lookup::LookupSource),
 }
 
 impl EventSource {
@@ -43,6 +47,7 @@ impl EventSource {
         match self {
             EventSource::Files(store) => store.describe(),
             EventSource::Lake(lake) => lake.describe(),
+            EventSource::Lookup(lookup) => lookup.describe(),
         }
     }
 
@@ -51,6 +56,7 @@ impl EventSource {
         match self {
             EventSource::Files(store) => scan(store.as_ref(), rules, hash),
             EventSource::Lake(lake) => lake.read(rules),
+            EventSource::Lookup(lookup) => lookup.read(rules),
         }
     }
 
@@ -58,7 +64,7 @@ impl EventSource {
     pub fn files(&self) -> Option<&dyn LogStore> {
         match self {
             EventSource::Files(store) => Some(store.as_ref()),
-            EventSource::Lake(_) => None,
+            EventSource::Lake(_) | EventSource::Lookup(_) => None,
         }
     }
 }

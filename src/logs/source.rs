@@ -490,6 +490,9 @@ pub struct ScanStats {
     /// With CloudTrail Lake as the source: the query run and what it covered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lake: Option<super::lake::LakeStats>,
+    /// With LookupEvents as the source: the regions read and their events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<super::lookup::LookupStats>,
 }
 
 /// `account/region` of a file in the CloudTrail layout
@@ -578,6 +581,7 @@ pub fn scan(store: &dyn LogStore, rules: &Rules, hash: bool) -> Result<Scan, Sou
                     kms_records: a.stats.kms_records + b.stats.kms_records,
                     issues: [a.stats.issues, b.stats.issues].concat(),
                     lake: None,
+                    lookup: None,
                     files_by_region: {
                         let mut m = a.stats.files_by_region;
                         for (k, v) in b.stats.files_by_region {

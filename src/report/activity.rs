@@ -15,6 +15,16 @@ const PROBLEM_ROWS: usize = 100;
 
 /// The sentence saying what the analysis read.
 fn coverage(scan: &crate::logs::ScanStats) -> String {
+    if let Some(lookup) = &scan.lookup {
+        return format!(
+            "The account's CloudTrail event history (LookupEvents) in {}: {} KMS events over {} \
+             pages. It holds management events only (no data events) for the last 90 days, and \
+             keeps no digest files, so log integrity was not verified from it.",
+            lookup.regions.join(", "),
+            scan.kms_records,
+            lookup.pages
+        );
+    }
     match &scan.lake {
         Some(lake) => format!(
             "One CloudTrail Lake query ({}): {} events scanned, {} groups of alike KMS events; a \
