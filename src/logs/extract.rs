@@ -15,16 +15,23 @@ use std::borrow::Cow;
 
 /// A record and its structural index (see [`Index`]).
 struct Doc<'a, 'i> {
+    /// The record, checked to be UTF-8.
+    text: &'a str,
     raw: &'a [u8],
     at: &'i [u32],
     pair: &'i [u32],
+    /// Whether the record holds a backslash anywhere (most do not; then no string can hold an
+    /// escape and none is searched for one).
+    escapes: bool,
 }
 
-/// A member's value: its bytes, and for a string or container the index entry it starts at.
+/// A member's value: its text, and for a string or container the index entry it starts at.
 #[derive(Clone, Copy)]
 struct Value<'a> {
-    bytes: &'a [u8],
+    text: &'a str,
     entry: Option<usize>,
+    /// Whether the value may hold an escape.
+    escapes: bool,
 }
 
 fn ws(raw: &[u8], mut at: usize) -> usize {
@@ -81,7 +88,7 @@ impl<'a> Doc<'a, '_> {
             first = false;
             let key_end = self.pos(i + 1)?;
             let key = &raw[p + 1..key_end];
-            if key.contains(&b'\\') {
+            if self.escapes && key.contains(&b'\\') {
                 return None;
             }
             let colon = ws(raw, key_end + 1);
@@ -114,8 +121,9 @@ impl<'a> Doc<'a, '_> {
             on(
                 key,
                 Value {
-                    bytes: &raw[start..end],
+                    text: self.text.get(start..end)?,
                     entry: value,
+                    escapes: self.escapes,
                 },
             )?;
             prev_end = end;
@@ -148,17 +156,15 @@ impl<'a> Doc<'a, '_> {
 
 /// A wanted string member: `null` is absent; a string without escapes is borrowed; anything
 /// else gives up.
-fn text<'a>(value: &'a [u8]) -> Option<Option<Cow<'a, str>>> {
-    if value == b"null" {
+fn text(value: Value<'_>) -> Option<Option<Cow<'_, str>>> {
+    if value.text == "null" {
         return Some(None);
     }
-    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if inner.contains(&b'\\') {
+    let inner = value.text.strip_prefix('"')?.strip_suffix('"')?;
+    if value.escapes && inner.contains('\\') {
         return None;
     }
-    std::str::from_utf8(inner)
-        .ok()
-        .map(|s| Some(Cow::Borrowed(s)))
+    Some(Some(Cow::Borrowed(inner)))
 }
 
 /// Sets a wanted member once; a second occurrence gives up (serde refuses duplicates).
@@ -174,7 +180,7 @@ fn once<T>(slot: &mut Option<T>, seen: &mut u32, bit: u32, value: T) -> Option<(
 /// A wanted object member: `null` is absent.
 fn object<T>(value: Value<'_>, read: impl FnOnce(usize) -> Option<T>) -> Option<Option<T>> {
     match value.entry {
-        None if value.bytes == b"null" => Some(None),
+        None if value.text == "null" => Some(None),
         Some(entry) => read(entry).map(Some),
         None => None,
     }
@@ -184,7 +190,7 @@ fn issuer<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawIssuer<'a>> {
     let mut arn = None;
     let mut seen = 0;
     d.object(entry, |k, v| match k {
-        b"arn" => once(&mut arn, &mut seen, 1, text(v.bytes)?),
+        b"arn" => once(&mut arn, &mut seen, 1, text(v)?),
         _ => Some(()),
     })?;
     Some(RawIssuer { arn: arn.flatten() })
@@ -213,11 +219,11 @@ fn identity<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawIdentity<'a>> {
     let mut session_context = None;
     let mut seen = 0;
     d.object(entry, |k, v| match k {
-        b"type" => once(&mut kind, &mut seen, 1, text(v.bytes)?),
-        b"principalId" => once(&mut principal_id, &mut seen, 2, text(v.bytes)?),
-        b"arn" => once(&mut arn, &mut seen, 4, text(v.bytes)?),
-        b"accountId" => once(&mut account_id, &mut seen, 8, text(v.bytes)?),
-        b"invokedBy" => once(&mut invoked_by, &mut seen, 16, text(v.bytes)?),
+        b"type" => once(&mut kind, &mut seen, 1, text(v)?),
+        b"principalId" => once(&mut principal_id, &mut seen, 2, text(v)?),
+        b"arn" => once(&mut arn, &mut seen, 4, text(v)?),
+        b"accountId" => once(&mut account_id, &mut seen, 8, text(v)?),
+        b"invokedBy" => once(&mut invoked_by, &mut seen, 16, text(v)?),
         b"sessionContext" => once(
             &mut session_context,
             &mut seen,
@@ -240,7 +246,7 @@ fn request<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawRequest<'a>> {
     let mut key_id = None;
     let mut seen = 0;
     d.object(entry, |k, v| match k {
-        b"keyId" => once(&mut key_id, &mut seen, 1, text(v.bytes)?),
+        b"keyId" => once(&mut key_id, &mut seen, 1, text(v)?),
         _ => Some(()),
     })?;
     Some(RawRequest {
@@ -252,8 +258,8 @@ fn resource<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawResource<'a>> {
     let (mut arn, mut kind) = (None, None);
     let mut seen = 0;
     d.object(entry, |k, v| match k {
-        b"ARN" => once(&mut arn, &mut seen, 1, text(v.bytes)?),
-        b"type" => once(&mut kind, &mut seen, 2, text(v.bytes)?),
+        b"ARN" => once(&mut arn, &mut seen, 1, text(v)?),
+        b"type" => once(&mut kind, &mut seen, 2, text(v)?),
         _ => Some(()),
     })?;
     Some(RawResource {
@@ -273,12 +279,15 @@ fn resources<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<Vec<RawResource<'a>>> 
 
 /// The record's members keyproof uses, or `None` when the record is not of the usual shape (the
 /// caller then parses it in full). `index` is scratch space for its structural index.
-pub fn record<'a>(raw: &'a [u8], index: &mut Index) -> Option<RawRecord<'a>> {
+pub fn record<'a>(record: &'a str, index: &mut Index) -> Option<RawRecord<'a>> {
+    let raw = record.as_bytes();
     index.build(raw).then_some(())?;
     let d = Doc {
+        text: record,
         raw,
         at: &index.at,
         pair: &index.pair,
+        escapes: index.escapes,
     };
     let (mut event_id, mut event_time, mut event_source, mut event_name) = (None, None, None, None);
     let (mut aws_region, mut recipient, mut source_ip, mut error_code) = (None, None, None, None);
@@ -286,14 +295,14 @@ pub fn record<'a>(raw: &'a [u8], index: &mut Index) -> Option<RawRecord<'a>> {
         (None, None, None, None);
     let mut seen = 0u32;
     let end = d.object(0, |k, v| match k {
-        b"eventID" => once(&mut event_id, &mut seen, 1, text(v.bytes)?),
-        b"eventTime" => once(&mut event_time, &mut seen, 2, text(v.bytes)?),
-        b"eventSource" => once(&mut event_source, &mut seen, 4, text(v.bytes)?),
-        b"eventName" => once(&mut event_name, &mut seen, 8, text(v.bytes)?),
-        b"awsRegion" => once(&mut aws_region, &mut seen, 16, text(v.bytes)?),
-        b"recipientAccountId" => once(&mut recipient, &mut seen, 32, text(v.bytes)?),
-        b"sourceIPAddress" => once(&mut source_ip, &mut seen, 64, text(v.bytes)?),
-        b"errorCode" => once(&mut error_code, &mut seen, 128, text(v.bytes)?),
+        b"eventID" => once(&mut event_id, &mut seen, 1, text(v)?),
+        b"eventTime" => once(&mut event_time, &mut seen, 2, text(v)?),
+        b"eventSource" => once(&mut event_source, &mut seen, 4, text(v)?),
+        b"eventName" => once(&mut event_name, &mut seen, 8, text(v)?),
+        b"awsRegion" => once(&mut aws_region, &mut seen, 16, text(v)?),
+        b"recipientAccountId" => once(&mut recipient, &mut seen, 32, text(v)?),
+        b"sourceIPAddress" => once(&mut source_ip, &mut seen, 64, text(v)?),
+        b"errorCode" => once(&mut error_code, &mut seen, 128, text(v)?),
         b"userIdentity" => once(
             &mut user_identity,
             &mut seen,
@@ -345,7 +354,7 @@ mod tests {
     #[test]
     fn the_fast_path_reads_what_serde_reads_or_gives_up() {
         let base = r#"{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","principalId":"AROA:s","arn":"arn:aws:sts::1:assumed-role/r/s","accountId":"1","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::1:role/r"},"attributes":{"mfaAuthenticated":"false"}}},"eventTime":"2026-11-01T09:10:42Z","eventSource":"kms.amazonaws.com","eventName":"Decrypt","awsRegion":"eu-west-1","sourceIPAddress":"10.1.2.3","userAgent":"a \"quoted\" {agent}","requestParameters":{"encryptionContext":{"k}":"v]"},"keyId":"arn:aws:kms:eu-west-1:1:key/k"},"responseElements":null,"eventID":"e-1","readOnly":true,"resources":[{"accountId":"1","type":"AWS::KMS::Key","ARN":"arn:aws:kms:eu-west-1:1:key/k"}],"eventType":"AwsApiCall","n":-1.5e3,"recipientAccountId":"1"}"#;
-        let fast = record(base.as_bytes(), &mut Index::default()).expect("usual shape");
+        let fast = record(base, &mut Index::default()).expect("usual shape");
         assert_eq!(Some(&fast), serde(base).as_ref());
         assert!(fast.response_elements);
         assert_eq!(fast.event_id.as_deref(), Some("e-1"));
@@ -361,14 +370,11 @@ mod tests {
         ];
         for raw in &same {
             assert_eq!(
-                record(raw.as_bytes(), &mut Index::default()).as_ref(),
+                record(raw, &mut Index::default()).as_ref(),
                 serde(raw).as_ref(),
                 "{raw}"
             );
-            assert!(
-                record(raw.as_bytes(), &mut Index::default()).is_some(),
-                "{raw}"
-            );
+            assert!(record(raw, &mut Index::default()).is_some(), "{raw}");
         }
         // Shapes it leaves to serde: escapes in wanted strings or keys, duplicates, wrong types.
         let unusual = [
@@ -383,10 +389,7 @@ mod tests {
             base.replace(r#""n":-1.5e3"#, r#""n":[{]}"#),
         ];
         for raw in &unusual {
-            assert!(
-                record(raw.as_bytes(), &mut Index::default()).is_none(),
-                "{raw}"
-            );
+            assert!(record(raw, &mut Index::default()).is_none(), "{raw}");
         }
     }
 
@@ -432,7 +435,7 @@ mod tests {
             for (from, to) in spans {
                 let raw = &json[start + from..start + to];
                 let text = std::str::from_utf8(raw).expect("utf-8");
-                let quick = record(raw, &mut Index::default());
+                let quick = record(text, &mut Index::default());
                 fast += usize::from(quick.is_some());
                 if let Some(quick) = quick {
                     assert_eq!(Some(quick), serde(text), "{text}");

@@ -289,7 +289,7 @@ fn scan_records<'j>(
         // problems reported) by serde.
         let fast = simdutf8::basic::from_utf8(raw)
             .ok()
-            .and_then(|_| super::extract::record(raw, index));
+            .and_then(|text| super::extract::record(text, index));
         let record: RawRecord<'_> = match fast {
             Some(record) => record,
             None => serde_json::from_slice(raw).map_err(|e| {

@@ -59,11 +59,13 @@ pub fn records<E>(
     on_record: impl FnMut(usize, usize) -> Result<(), E>,
 ) -> Result<usize, Stop<E>> {
     #[cfg(target_arch = "x86_64")]
-    if wide() {
-        // SAFETY: the CPU has the features `records_avx2` is compiled for, checked by `wide`.
-        return unsafe { records_avx2(array, on_record) };
+    match level() {
+        // SAFETY: the CPU has the features each function is compiled for, checked by `level`.
+        AVX512 => return unsafe { records_avx512(array, on_record) },
+        AVX2 => return unsafe { records_avx2(array, on_record) },
+        _ => {}
     }
-    records_with::<false, E>(array, on_record)
+    records_with::<BASE, E>(array, on_record)
 }
 
 /// [`records`] compiled for AVX2, carry-less multiplication, POPCNT and BMI1 (every CPU with
@@ -74,12 +76,22 @@ fn records_avx2<E>(
     array: &[u8],
     on_record: impl FnMut(usize, usize) -> Result<(), E>,
 ) -> Result<usize, Stop<E>> {
-    records_with::<true, E>(array, on_record)
+    records_with::<AVX2, E>(array, on_record)
 }
 
-/// The scan; `WIDE` (only ever true inside [`records_avx2`]) uses AVX2 and PCLMUL.
+/// [`records`] compiled for AVX-512BW as well.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1")]
+fn records_avx512<E>(
+    array: &[u8],
+    on_record: impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<usize, Stop<E>> {
+    records_with::<AVX512, E>(array, on_record)
+}
+
+/// The scan, with the SIMD of `LEVEL` (see [`level`]).
 #[inline(always)]
-fn records_with<const WIDE: bool, E>(
+fn records_with<const LEVEL: u8, E>(
     array: &[u8],
     mut on_record: impl FnMut(usize, usize) -> Result<(), E>,
 ) -> Result<usize, Stop<E>> {
@@ -96,24 +108,27 @@ fn records_with<const WIDE: bool, E>(
         record_start: 0,
         prev_end: 0,
     };
+    let mut depth = 0usize;
     let mut strings = Strings::default();
     let mut pos = 0usize;
     let mut tail = [b' '; 64];
     while pos < array.len() {
         let block = block_at(array, pos, &mut tail);
-        let masks = strings.classify::<WIDE>(block);
+        let masks = strings.classify::<LEVEL>(block);
         let in_string = masks.in_string;
         let opens = masks.open & !in_string;
         let closes = masks.close & !in_string;
         // Inside a record, a block whose closing brackets cannot bring the depth back to the
-        // record's own level holds no boundary: its brackets are counted, not visited.
+        // record's own level holds no boundary: its brackets are counted, not visited. (The
+        // depth is kept in a local between visits so that it stays in a register.)
         let closing = closes.count_ones() as usize;
-        if walk.depth >= RECORD + closing {
-            walk.depth = walk.depth - closing + opens.count_ones() as usize;
-            if walk.depth > MAX_DEPTH {
+        if depth >= RECORD + closing {
+            depth = depth - closing + opens.count_ones() as usize;
+            if depth > MAX_DEPTH {
                 return Err(walk.too_deep(pos));
             }
         } else {
+            walk.depth = depth;
             let mut brackets = opens | closes;
             while brackets != 0 {
                 let i = brackets.trailing_zeros() as usize;
@@ -123,6 +138,7 @@ fn records_with<const WIDE: bool, E>(
                     return Ok(end);
                 }
             }
+            depth = walk.depth;
         }
         pos += 64;
     }
@@ -260,6 +276,8 @@ pub struct Index {
     pub at: Vec<u32>,
     /// For an opening bracket's entry, the entry of its closing bracket; 0 for the others.
     pub pair: Vec<u32>,
+    /// Whether the record holds a backslash anywhere.
+    pub escapes: bool,
     /// Scratch: the entries of the brackets open.
     open: Vec<u32>,
 }
@@ -269,31 +287,43 @@ impl Index {
     /// match (the record is then not of the usual shape).
     pub fn build(&mut self, raw: &[u8]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if wide() {
-            // SAFETY: the CPU has the features `build_wide` is compiled for, checked by `wide`.
-            return unsafe { self.build_wide(raw) };
+        match level() {
+            // SAFETY: the CPU has the features each function is compiled for, checked by
+            // `level`.
+            AVX512 => return unsafe { self.build_avx512(raw) },
+            AVX2 => return unsafe { self.build_avx2(raw) },
+            _ => {}
         }
-        self.build_with::<false>(raw)
+        self.build_with::<BASE>(raw)
     }
 
     /// [`Index::build`] compiled for AVX2 and PCLMUL.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1")]
-    fn build_wide(&mut self, raw: &[u8]) -> bool {
-        self.build_with::<true>(raw)
+    fn build_avx2(&mut self, raw: &[u8]) -> bool {
+        self.build_with::<AVX2>(raw)
+    }
+
+    /// [`Index::build`] compiled for AVX-512BW as well.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1")]
+    fn build_avx512(&mut self, raw: &[u8]) -> bool {
+        self.build_with::<AVX512>(raw)
     }
 
     #[inline(always)]
-    fn build_with<const WIDE: bool>(&mut self, raw: &[u8]) -> bool {
+    fn build_with<const LEVEL: u8>(&mut self, raw: &[u8]) -> bool {
         self.at.clear();
         self.pair.clear();
         self.open.clear();
+        self.escapes = false;
         let mut strings = Strings::default();
         let mut tail = [b' '; 64];
         let mut pos = 0usize;
         while pos < raw.len() {
             let block = block_at(raw, pos, &mut tail);
-            let m = strings.classify::<WIDE>(block);
+            let m = strings.classify::<LEVEL>(block);
+            self.escapes |= m.backslash != 0;
             let opens = m.open & !m.in_string;
             let closes = m.close & !m.in_string;
             let mut bits = m.quote | opens | closes;
@@ -323,13 +353,24 @@ impl Index {
     }
 }
 
-/// Whether the CPU has what the wide paths are compiled for (every CPU with AVX2 has the rest).
+/// The SIMD a scan uses: SSE2 (the x86_64 baseline, or plain Rust elsewhere), AVX2 with PCLMUL,
+/// or AVX-512BW (64 bytes per compare).
+const BASE: u8 = 0;
+const AVX2: u8 = 1;
+const AVX512: u8 = 2;
+
+/// The best level this CPU has (every CPU with AVX2 also has PCLMUL, POPCNT and BMI1; they are
+/// checked all the same).
 #[cfg(target_arch = "x86_64")]
-fn wide() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("pclmulqdq")
-        && std::arch::is_x86_feature_detected!("popcnt")
-        && std::arch::is_x86_feature_detected!("bmi1")
+fn level() -> u8 {
+    use std::arch::is_x86_feature_detected as has;
+    if !(has!("avx2") && has!("pclmulqdq") && has!("popcnt") && has!("bmi1")) {
+        BASE
+    } else if has!("avx512f") && has!("avx512bw") {
+        AVX512
+    } else {
+        AVX2
+    }
 }
 
 /// The 64 bytes at `pos`; the last, short block is copied into `tail` and padded with spaces.
@@ -355,6 +396,7 @@ struct Strings {
 /// One block's bytes of interest: unescaped quotes, the bytes inside strings (the opening quote
 /// included, the closing one not), and brackets (inside strings or not).
 struct Classified {
+    backslash: u64,
     quote: u64,
     in_string: u64,
     open: u64,
@@ -362,15 +404,19 @@ struct Classified {
 }
 
 impl Strings {
-    /// Classifies the next block; `WIDE` (only inside the wide paths) uses AVX2 and PCLMUL.
+    /// Classifies the next block with the SIMD of `LEVEL`.
     #[inline(always)]
-    fn classify<const WIDE: bool>(&mut self, block: &[u8; 64]) -> Classified {
+    fn classify<const LEVEL: u8>(&mut self, block: &[u8; 64]) -> Classified {
         #[cfg(target_arch = "x86_64")]
-        let (m, quote, in_string) = if WIDE {
-            // SAFETY: WIDE is true only in functions compiled for, and called after the CPU was
-            // found to have, AVX2 and PCLMULQDQ.
+        let (m, quote, in_string) = if LEVEL > BASE {
+            // SAFETY: LEVEL is above BASE only in functions compiled for, and called after the
+            // CPU was found to have, the features of that level (see `level`).
             unsafe {
-                let m = masks_avx2(block);
+                let m = if LEVEL == AVX512 {
+                    masks_avx512(block)
+                } else {
+                    masks_avx2(block)
+                };
                 let quote = m.quote & !escaped(m.backslash, &mut self.escape);
                 (m, quote, prefix_xor_clmul(quote))
             }
@@ -388,6 +434,7 @@ impl Strings {
         let in_string = in_string ^ if self.in_string { !0 } else { 0 };
         self.in_string = in_string >> 63 != 0;
         Classified {
+            backslash: m.backslash,
             quote,
             in_string,
             open: m.open,
@@ -473,6 +520,25 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
         m.close |= bits(_mm256_cmpeq_epi8(folded, close));
     }
     m
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn masks_avx512(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::{
+        _mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_or_si512, _mm512_set1_epi8,
+    };
+    // SAFETY: `block` is 64 readable bytes; the load has no alignment requirement.
+    let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
+    // `[` and `]` are `{` and `}` with bit 5 clear: set it and compare once each.
+    let folded = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
+    Masks {
+        backslash: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'\\' as i8)),
+        quote: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8)),
+        open: _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(b'{' as i8)),
+        close: _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(b'}' as i8)),
+    }
 }
 
 /// [`prefix_xor`] in one carry-less multiplication by all ones.
@@ -644,51 +710,75 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_wide_path_agrees_with_the_baseline() {
-        if !wide() {
+    fn the_wide_paths_agree_with_the_baseline() {
+        let top = level();
+        if top == BASE {
             return;
         }
         let block: Vec<u8> = (0..64usize).map(|i| b"{\\\"[]}x\"a"[i * 7 % 9]).collect();
         let block: &[u8; 64] = block.as_slice().try_into().expect("64 bytes");
-        // SAFETY: both features were found above.
-        let (wide, clmul) = unsafe { (masks_avx2(block), prefix_xor_clmul(0x8000_0010_0400_0021)) };
         let base = masks(block);
-        assert_eq!(
-            (wide.backslash, wide.quote, wide.open, wide.close),
-            (base.backslash, base.quote, base.open, base.close)
-        );
+        let base = (base.backslash, base.quote, base.open, base.close);
+        // SAFETY: `level` found AVX2 and PCLMUL (and AVX-512BW for the second).
+        let (wide, clmul) = unsafe { (masks_avx2(block), prefix_xor_clmul(0x8000_0010_0400_0021)) };
+        assert_eq!((wide.backslash, wide.quote, wide.open, wide.close), base);
         assert_eq!(clmul, prefix_xor(0x8000_0010_0400_0021));
+        if top == AVX512 {
+            let wide = unsafe { masks_avx512(block) };
+            assert_eq!((wide.backslash, wide.quote, wide.open, wide.close), base);
+        }
         let json = sample_array();
-        let both = |bytes: &[u8]| {
-            let (mut wide, mut base) = (Vec::new(), Vec::new());
-            // SAFETY: both features were found above.
-            let wide_end = unsafe {
-                records_avx2(bytes, |a, b| {
-                    wide.push((a, b));
-                    Ok::<_, ()>(())
-                })
-            };
-            let base_end = records_with::<false, ()>(bytes, |a, b| {
-                base.push((a, b));
-                Ok(())
-            });
-            assert_eq!((wide_end, wide), (base_end, base));
+        let all = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            for level in [BASE, AVX2, AVX512] {
+                if level > top {
+                    continue;
+                }
+                let mut spans = Vec::new();
+                let collect = |a, b| {
+                    spans.push((a, b));
+                    Ok(())
+                };
+                // SAFETY: only levels the CPU has (`level() >= level`).
+                let end = match level {
+                    AVX512 => unsafe { records_avx512(bytes, collect) },
+                    AVX2 => unsafe { records_avx2(bytes, collect) },
+                    _ => records_with::<BASE, ()>(bytes, collect),
+                };
+                out.push((end, spans));
+            }
+            assert!(out.windows(2).all(|w| w[0] == w[1]), "{out:?}");
         };
-        both(json.as_bytes());
+        all(json.as_bytes());
         for cut in 0..json.len() {
-            both(&json.as_bytes()[..cut]);
+            all(&json.as_bytes()[..cut]);
         }
         // The index, on every record and every truncation of one.
         let (_, spans) = spans(json.as_bytes()).expect("well formed");
-        let (mut wide, mut base) = (Index::default(), Index::default());
+        let mut index = [Index::default(), Index::default(), Index::default()];
         for (from, to) in spans {
             for end in from..=to {
                 let raw = &json.as_bytes()[from..end];
-                // SAFETY: the features were found above.
-                let wide_ok = unsafe { wide.build_wide(raw) };
-                assert_eq!(wide_ok, base.build_with::<false>(raw));
-                assert_eq!((&wide.at, &wide.pair), (&base.at, &base.pair));
-                assert_eq!(wide_ok, end == to || end == from, "{}", &json[from..end]);
+                let base_ok = index[0].build_with::<BASE>(raw);
+                assert_eq!(base_ok, end == to || end == from, "{}", &json[from..end]);
+                // SAFETY: only levels the CPU has.
+                let ok = [
+                    base_ok,
+                    unsafe { index[1].build_avx2(raw) },
+                    top == AVX512 && unsafe { index[2].build_avx512(raw) },
+                ];
+                assert_eq!(ok[1], base_ok);
+                assert_eq!(
+                    (&index[1].at, &index[1].pair),
+                    (&index[0].at, &index[0].pair)
+                );
+                if top == AVX512 {
+                    assert_eq!(ok[2], base_ok);
+                    assert_eq!(
+                        (&index[2].at, &index[2].pair),
+                        (&index[0].at, &index[0].pair)
+                    );
+                }
             }
         }
     }
