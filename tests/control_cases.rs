@@ -51,6 +51,9 @@ struct Case {
     expect: String,
     #[serde(default)]
     detail_contains: Option<String>,
+    /// A string the finding's evidence (as JSON) must hold.
+    #[serde(default)]
+    evidence_contains: Option<String>,
 }
 
 /// The subject as written: exactly one of the fields, or the string `attestation`.
@@ -331,6 +334,12 @@ fn run_case(case: &Case, controls: &ControlSet) -> Result<(), String> {
         && !finding.detail.contains(want.as_str())
     {
         return Err(format!("detail `{}` lacks `{want}`", finding.detail));
+    }
+    if let Some(want) = &case.evidence_contains {
+        let evidence = serde_json::to_string(&finding.evidence).unwrap_or_default();
+        if !evidence.contains(want.as_str()) {
+            return Err(format!("evidence {evidence} lacks `{want}`"));
+        }
     }
     Ok(())
 }

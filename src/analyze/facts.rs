@@ -716,6 +716,7 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
             "events": null,
             "fields": null,
             "fields_complete": null,
+            "incomplete_events": null,
             "integrity": null,
         });
     };
@@ -777,6 +778,27 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
         "events": fields.records,
         "fields": fields,
         "fields_complete": fields_complete,
+        // Which events lack which fields, with the first of them, for the engineer who fixes it.
+        "incomplete_events": a.activity.incomplete.get(&here).map_or_else(Vec::new, |groups| {
+            groups
+                .iter()
+                .map(|g| {
+                    let first: Vec<Value> = g
+                        .events
+                        .iter()
+                        .map(|e| {
+                            json!({
+                                "event_id": e.event_id,
+                                "event_time": e.event_time,
+                                "event_name": e.event_name,
+                                "principal": e.principal,
+                            })
+                        })
+                        .collect();
+                    json!({"missing": g.missing, "count": g.count, "first_events": first})
+                })
+                .collect()
+        }),
         "integrity": integrity,
     })
 }

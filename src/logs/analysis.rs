@@ -228,6 +228,19 @@ impl Group {
     }
 }
 
+/// Events cited per group of events lacking the same 10.2.2 fields.
+pub const INCOMPLETE_EXAMPLES: usize = 5;
+
+/// Events of one region that lack the same PCI DSS 10.2.2 fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncompleteEvents {
+    /// The fields they lack: identity, event_type, time, outcome, origin, resource.
+    pub missing: Vec<String>,
+    pub count: u64,
+    /// The first of them (at most [`INCOMPLETE_EXAMPLES`]).
+    pub events: Vec<EventRef>,
+}
+
 /// Calls on one key.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyActivity {
@@ -329,6 +342,8 @@ pub struct Activity {
     pub fields: FieldCounts,
     /// The 10.2.2 field counts per `account/region` of the recording trail.
     pub regions: HashMap<String, FieldCounts>,
+    /// Events lacking 10.2.2 fields, per `account/region` and set of missing fields.
+    incomplete: HashMap<(String, Vec<&'static str>), Group>,
     /// Administrative events (any of [`crate::collect::cloudtrail::ADMINISTRATIVE_EVENTS`]).
     admin: Group,
     groups: HashMap<GroupKey, Group>,
@@ -377,10 +392,14 @@ impl Activity {
         }
         self.events += n;
         self.fields.add(r, n);
-        self.regions
-            .entry(r.account_region())
-            .or_default()
-            .add(r, n);
+        let region = r.account_region();
+        if !r.fields.all() {
+            self.incomplete
+                .entry((region.clone(), r.fields.missing()))
+                .or_default()
+                .add(r.evidence(), n, INCOMPLETE_EXAMPLES);
+        }
+        self.regions.entry(region).or_default().add(r, n);
         let failed = if r.failed() { n } else { 0 };
         self.failed += failed;
         bump(&mut self.by_operation, &r.event_name, n);
@@ -534,6 +553,12 @@ impl Activity {
         for (k, v) in other.regions {
             self.regions.entry(k).or_default().merge(&v);
         }
+        for (k, g) in other.incomplete {
+            self.incomplete
+                .entry(k)
+                .or_default()
+                .merge(g, INCOMPLETE_EXAMPLES);
+        }
         self.admin.merge(other.admin, ADMIN_LIMIT);
         for (k, g) in other.groups {
             self.groups.entry(k).or_default().merge(g, keep);
@@ -631,6 +656,24 @@ impl Activity {
                     &b.detail,
                 ))
         });
+        let mut incomplete: BTreeMap<String, Vec<IncompleteEvents>> = BTreeMap::new();
+        for ((region, missing), mut g) in self.incomplete {
+            g.trim(INCOMPLETE_EXAMPLES);
+            incomplete
+                .entry(region)
+                .or_default()
+                .push(IncompleteEvents {
+                    missing: strings(&missing),
+                    count: g.count,
+                    events: g.events,
+                });
+        }
+        for list in incomplete.values_mut() {
+            list.sort_by(|a, b| {
+                (std::cmp::Reverse(a.count), &a.missing)
+                    .cmp(&(std::cmp::Reverse(b.count), &b.missing))
+            });
+        }
         let mut admin = self.admin.events.clone();
         admin.sort();
         let admin_omitted = self.admin.count.saturating_sub(admin.len() as u64);
@@ -648,6 +691,7 @@ impl Activity {
             principals: self.by_principal.into_iter().collect(),
             fields: self.fields,
             regions: self.regions.into_iter().collect(),
+            incomplete,
             admin_events: admin,
             admin_omitted,
             detections,
@@ -716,6 +760,10 @@ pub struct ActivityReport {
     /// The same per `account/region` of the trail that recorded the events.
     #[serde(default)]
     pub regions: BTreeMap<String, FieldCounts>,
+    /// Per `account/region`, the events lacking 10.2.2 fields, grouped by the fields they
+    /// lack (most events first), each group with its first events.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub incomplete: BTreeMap<String, Vec<IncompleteEvents>>,
     /// Administrative events, oldest first (at most [`ADMIN_LIMIT`]).
     pub admin_events: Vec<EventRef>,
     pub admin_omitted: u64,
@@ -839,6 +887,78 @@ mod tests {
         assert_eq!(one.outside_window, 1);
         assert_eq!(one.failed, 2);
         assert_eq!(one.admin_events.len(), 1);
+    }
+
+    #[test]
+    fn events_lacking_fields_are_cited_per_region_and_missing_fields() {
+        let rules = rules();
+        let mut records: Vec<KmsRecord<'static>> = (0..10)
+            .map(|i| rec(&format!("ok-{i}"), i, "Decrypt"))
+            .collect();
+        for i in 0..7 {
+            let mut r = rec(&format!("noip-{i}"), 20 - i, "Decrypt");
+            r.source_ip = None;
+            r.fields.origin = false;
+            records.push(r);
+        }
+        let mut bare = rec("bare-1", 30, "GenerateDataKey");
+        bare.fields.identity = false;
+        bare.fields.resource = false;
+        records.push(bare);
+        let mut elsewhere = rec("us-1", 31, "Decrypt");
+        elsewhere.region = "us-east-1".into();
+        elsewhere.fields.outcome = false;
+        records.push(elsewhere);
+
+        let one = {
+            let mut a = Activity::default();
+            a.add_all(&records, &rules);
+            a.finish(&rules)
+        };
+        let split = {
+            let (x, y) = records.split_at(12);
+            let (mut a, mut b) = (Activity::default(), Activity::default());
+            a.add_all(y, &rules);
+            b.add_all(x, &rules);
+            a.merge(b, &rules).finish(&rules)
+        };
+        assert_eq!(one, split);
+        let summary: Vec<(&str, Vec<String>, u64, Vec<&str>)> = one
+            .incomplete
+            .iter()
+            .flat_map(|(region, groups)| {
+                groups.iter().map(move |g| {
+                    let ids = g.events.iter().map(|e| e.event_id.as_str()).collect();
+                    (region.as_str(), g.missing.clone(), g.count, ids)
+                })
+            })
+            .collect();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "111122223333/eu-west-1",
+                    names(&["origin"]),
+                    7,
+                    // The first five by time, oldest first.
+                    vec!["noip-6", "noip-5", "noip-4", "noip-3", "noip-2"],
+                ),
+                (
+                    "111122223333/eu-west-1",
+                    names(&["identity", "resource"]),
+                    1,
+                    vec!["bare-1"],
+                ),
+                (
+                    "111122223333/us-east-1",
+                    names(&["outcome"]),
+                    1,
+                    vec!["us-1"]
+                ),
+            ]
+        );
+        assert_eq!(one.fields.complete, 10);
     }
 
     #[test]

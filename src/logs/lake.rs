@@ -116,7 +116,7 @@ coalesce(sourceIPAddress, '') AS source_ip, \
 coalesce(element_at(filter(resources, r -> r.type = 'AWS::KMS::Key'), 1).arn, element_at(requestParameters, 'keyId'), '') AS key_arn, \
 coalesce(errorCode, '') AS error_code, \
 date_trunc('hour', eventTime) AS hour, \
-(userIdentity.type IS NOT NULL AND (userIdentity.arn IS NOT NULL OR userIdentity.principalid IS NOT NULL OR userIdentity.invokedby IS NOT NULL)) AS has_identity, \
+(userIdentity.arn IS NOT NULL OR userIdentity.principalid IS NOT NULL OR userIdentity.invokedby IS NOT NULL) AS has_identity, \
 (errorCode IS NOT NULL OR eventType IS NOT NULL) AS has_outcome, \
 count(*) AS calls, \
 min(eventTime) AS first_time, \

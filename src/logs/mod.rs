@@ -25,7 +25,8 @@ pub mod structure;
 pub mod synthetic;
 
 pub use analysis::{
-    Activity, ActivityReport, Detection, DetectionKind, FieldCounts, LogsConfig, Rules,
+    Activity, ActivityReport, Detection, DetectionKind, FieldCounts, IncompleteEvents, LogsConfig,
+    Rules,
 };
 pub use parse::{FileIssue, FileScan, LogParser};
 pub use record::{EventRef, KmsRecord, RequiredFields};

@@ -117,7 +117,8 @@ pub struct EventRef {
 /// The PCI DSS 10.2.2 fields (v3.2.1 10.3.1–10.3.6) a record carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequiredFields {
-    /// User identification: `userIdentity` with a type and an ARN, principal id or service.
+    /// User identification: `userIdentity` with an ARN, a principal id or the invoking service
+    /// (AWS's own events, such as a scheduled `RotateKey`, carry no identity type).
     pub identity: bool,
     /// Type of event: `eventName` and `eventSource`.
     pub event_type: bool,
@@ -132,6 +133,21 @@ pub struct RequiredFields {
 }
 
 impl RequiredFields {
+    /// The names of the fields the record lacks, in the order of PCI DSS 10.2.2.
+    pub fn missing(&self) -> Vec<&'static str> {
+        [
+            (self.identity, "identity"),
+            (self.event_type, "event_type"),
+            (self.time, "time"),
+            (self.outcome, "outcome"),
+            (self.origin, "origin"),
+            (self.resource, "resource"),
+        ]
+        .into_iter()
+        .filter_map(|(present, name)| (!present).then_some(name))
+        .collect()
+    }
+
     pub fn all(&self) -> bool {
         self.identity
             && self.event_type
@@ -264,9 +280,10 @@ impl<'a> RawRecord<'a> {
                     .and_then(|p| given(&p.key_id))
             });
         let fields = RequiredFields {
+            // AWS's own events (a scheduled RotateKey) name only the account and the invoking
+            // service, with no type: the service is their user identification.
             identity: identity.is_some_and(|i| {
-                i.kind.is_some()
-                    && (i.arn.is_some() || i.principal_id.is_some() || i.invoked_by.is_some())
+                i.arn.is_some() || i.principal_id.is_some() || i.invoked_by.is_some()
             }),
             event_type: self.event_name.is_some() && self.event_source.is_some(),
             time: time.is_some(),
@@ -291,5 +308,25 @@ impl<'a> RawRecord<'a> {
             error_code: given(&self.error_code),
             fields,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_service_events_without_an_identity_type_are_identified() {
+        // A scheduled rotation, as AWS documents its CloudTrail entry.
+        let rotate = r#"{"eventVersion":"1.11","userIdentity":{"accountId":"111122223333","invokedBy":"AWS Internal"},"eventTime":"2025-05-20T20:44:37Z","eventSource":"kms.amazonaws.com","eventName":"RotateKey","awsRegion":"us-west-2","sourceIPAddress":"AWS Internal","userAgent":"AWS Internal","requestParameters":null,"responseElements":null,"eventID":"a24b3967-ddad-417f-9b22-2332b918db06","readOnly":false,"resources":[{"accountId":"111122223333","type":"AWS::KMS::Key","ARN":"arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"}],"eventType":"AwsServiceEvent","managementEvent":true,"recipientAccountId":"111122223333"}"#;
+        let raw: RawRecord<'_> = serde_json::from_str(rotate).expect("record");
+        let record = raw.to_record();
+        assert!(record.fields.all(), "{:?}", record.fields.missing());
+        assert_eq!(record.principal.as_deref(), Some("AWS Internal"));
+
+        // Without anything naming the caller, identity is missing.
+        let anonymous = rotate.replace(r#""invokedBy":"AWS Internal""#, r#""x":1"#);
+        let raw: RawRecord<'_> = serde_json::from_str(&anonymous).expect("record");
+        assert_eq!(raw.to_record().fields.missing(), vec!["identity"]);
     }
 }
