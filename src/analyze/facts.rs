@@ -716,8 +716,10 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
             "events": null,
             "fields": null,
             "fields_complete": null,
+            "fields_complete_why": "no KMS events were analysed: give run or collect an event source (--cloudtrail-s3, --cloudtrail-local, --cloudtrail-lake or --cloudtrail-lookup)",
             "incomplete_events": null,
             "integrity": null,
+            "integrity_why": "the trail's log files were not analysed: run or collect with --cloudtrail-s3 (or --cloudtrail-local) and --verify-digests",
         });
     };
     let here = format!("{account}/{region}");
@@ -749,6 +751,29 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
     } else {
         Value::Null
     };
+    // Why a null verdict input is null, in words the reader can act on (the engine shows it).
+    let not_read =
+        "the event source held no KMS events and no log files of this account and region";
+    let fields_complete_why = if !read_any {
+        Some(not_read.to_string())
+    } else if unreadable > 0 {
+        Some(format!(
+            "{unreadable} log file(s) of this region could not be read, so not every event was seen (the KMS activity section lists them)"
+        ))
+    } else {
+        None
+    };
+    let integrity_why = if a.scan.lake.is_some() {
+        Some("CloudTrail Lake keeps no digest files: verify the trail's S3 copy with --cloudtrail-s3 and --verify-digests".to_string())
+    } else if a.scan.lookup.is_some() {
+        Some("LookupEvents keeps no digest files: verify the trail's S3 copy with --cloudtrail-s3 and --verify-digests".to_string())
+    } else if a.integrity.is_none() {
+        Some("the digest files were not checked: add --verify-digests".to_string())
+    } else if !read_any {
+        Some(not_read.to_string())
+    } else {
+        None
+    };
     let integrity = match &a.integrity {
         Some(i) if read_any => {
             let problems: Vec<String> = i
@@ -778,6 +803,7 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
         "events": fields.records,
         "fields": fields,
         "fields_complete": fields_complete,
+        "fields_complete_why": fields_complete_why,
         // Which events lack which fields, with the first of them, for the engineer who fixes it.
         "incomplete_events": a.activity.incomplete.get(&here).map_or_else(Vec::new, |groups| {
             groups
@@ -800,6 +826,7 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
                 .collect()
         }),
         "integrity": integrity,
+        "integrity_why": integrity_why,
     })
 }
 

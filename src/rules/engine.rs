@@ -253,6 +253,7 @@ fn judge(
             Err(e) => {
                 finding.detail = missing_or(
                     &finding.evidence,
+                    |field| why(subject, params_json, field),
                     &format!("could not decide whether a review is needed: {e}"),
                 );
                 return finding;
@@ -262,7 +263,11 @@ fn judge(
     let Some(program) = &control.check_program else {
         // A review-only control: MANUAL when its evidence is there to review, else ERROR.
         if finding.evidence.iter().any(|item| item.value.is_null()) {
-            finding.detail = missing_or(&finding.evidence, "");
+            finding.detail = missing_or(
+                &finding.evidence,
+                |field| why(subject, params_json, field),
+                "",
+            );
         } else {
             finding.status = Status::Manual;
             finding.detail =
@@ -276,6 +281,7 @@ fn judge(
         Err(e) => {
             finding.detail = missing_or(
                 &finding.evidence,
+                |field| why(subject, params_json, field),
                 &format!("the check could not be evaluated on this evidence: {e}"),
             );
         }
@@ -284,20 +290,36 @@ fn judge(
 }
 
 /// Names the evidence that is missing (null) when there is some: that is what the reader can
-/// act on; `fallback` (the expression error) otherwise.
-fn missing_or(evidence: &[EvidenceItem], fallback: &str) -> String {
-    let missing: Vec<&str> = evidence
+/// act on; `fallback` (the expression error) otherwise. Where the facts say why a value is
+/// missing (`why(field)`), that reason is given instead of the generic one.
+fn missing_or(
+    evidence: &[EvidenceItem],
+    why: impl Fn(&str) -> Option<String>,
+    fallback: &str,
+) -> String {
+    let missing: Vec<String> = evidence
         .iter()
         .filter(|item| item.value.is_null())
-        .map(|item| item.field.as_str())
+        .map(|item| match why(&item.field) {
+            Some(reason) => format!("{} ({reason})", item.field),
+            None => format!(
+                "{} (not collected, or it belongs to a key or resource outside the collected scope)",
+                item.field
+            ),
+        })
         .collect();
     if missing.is_empty() {
         fallback.to_string()
     } else {
-        format!(
-            "evidence not in the snapshot: {} (not collected, or it belongs to a key or resource outside the collected scope)",
-            missing.join(", ")
-        )
+        format!("evidence not in the snapshot: {}", missing.join("; "))
+    }
+}
+
+/// Why the facts left `field` null: the string at `<field>_why` beside it, when there is one.
+fn why(subject: &Subject, params: &Value, field: &str) -> Option<String> {
+    match lookup(subject, params, &format!("{field}_why")) {
+        Value::String(reason) => Some(reason),
+        _ => None,
     }
 }
 
