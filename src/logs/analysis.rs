@@ -507,8 +507,9 @@ impl Activity {
         }
     }
 
-    /// Adds every record of a file.
-    pub fn add_all(&mut self, records: &[KmsRecord<'_>], rules: &Rules) {
+    /// Adds every record of a slice (the tests' shorthand).
+    #[cfg(test)]
+    fn add_all(&mut self, records: &[KmsRecord<'_>], rules: &Rules) {
         for r in records {
             self.add(r, rules);
         }

@@ -259,10 +259,8 @@ impl LakeSource {
         };
         let mut kms_records = 0u64;
         let mut by_region: BTreeMap<String, u64> = BTreeMap::new();
-        let mut rows = 0u64;
         self.runtime.block_on(self.query(&sql, &mut lake, |row| {
-            rows += 1;
-            let (record, calls) = row_record(row).map_err(|e| format!("result row {rows}: {e}"))?;
+            let (record, calls) = row_record(row)?;
             kms_records += calls;
             *by_region.entry(record.account_region()).or_default() += calls;
             activity.add_n(&record, calls, rules);
@@ -360,8 +358,8 @@ impl LakeSource {
                 return Err(failed(format!("the results carry an error: {message}")));
             }
             for row in page.query_result_rows() {
-                on_row(row).map_err(&failed)?;
                 lake.groups += 1;
+                on_row(row).map_err(|e| failed(format!("result row {}: {e}", lake.groups)))?;
             }
             token = page.next_token().map(str::to_string);
             if token.is_none() {
