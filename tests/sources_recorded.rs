@@ -508,3 +508,87 @@ fn digests_cannot_be_verified_from_lookup_events() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
 }
+
+#[test]
+fn audit_logs_reads_lookup_events_through_the_cli() {
+    use std::sync::Mutex;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let endpoint = util::stub::serve(move |req| {
+        let op = req
+            .target
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        log.lock().expect("log").push(op.clone());
+        match op.as_str() {
+            "LookupEvents" if req.body.contains("page-2") => (
+                200,
+                "application/x-amz-json-1.1",
+                recorded("cloudtrail-LookupEvents-page2.json"),
+            ),
+            "LookupEvents" if req.body.contains("kms.amazonaws.com") => (
+                200,
+                "application/x-amz-json-1.1",
+                recorded("cloudtrail-LookupEvents-page1.json"),
+            ),
+            _ => (
+                400,
+                "application/x-amz-json-1.1",
+                format!(r#"{{"__type":"UnsupportedOperationException","message":"{op}"}}"#),
+            ),
+        }
+    });
+    let tmp = util::TestDir::new();
+    let config = tmp.path("keyproof.toml");
+    std::fs::write(&config, "[logs]\nallowed_source_cidrs = [\"10.0.0.0/8\"]\n").expect("config");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "audit-logs",
+            "--cloudtrail-lookup",
+            "eu-west-1",
+            "--since",
+            "2025-11-24T00:00:00Z",
+            "--until",
+            "2025-11-29T00:00:00Z",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        util::keyproof_env(
+            &args,
+            &[
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+            ],
+        )
+    };
+    let out = run(&["--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(json["activity"]["events"], 5);
+    assert_eq!(json["activity"]["failed"], 1);
+    assert_eq!(json["scan"]["lookup"]["pages"], 2);
+    assert_eq!(json["scan"]["lookup"]["regions"][0], "eu-west-1");
+    assert_eq!(
+        json["scan"]["source"],
+        "CloudTrail LookupEvents in eu-west-1"
+    );
+    assert_eq!(
+        *seen.lock().expect("log"),
+        vec!["LookupEvents", "LookupEvents"]
+    );
+
+    let out = run(&["--detect-anomalies"]);
+    assert!(
+        out.stdout
+            .contains("CloudTrail LookupEvents in eu-west-1: 5 KMS events over 2 pages"),
+        "{}",
+        out.stdout
+    );
+    // Calls from outside the allowed ranges are MEDIUM: the run exits 1.
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("198.51.100.9"), "{}", out.stdout);
+}
