@@ -297,21 +297,23 @@ fn missing_or(
     why: impl Fn(&str) -> Option<String>,
     fallback: &str,
 ) -> String {
-    let missing: Vec<String> = evidence
-        .iter()
-        .filter(|item| item.value.is_null())
-        .map(|item| match why(&item.field) {
-            Some(reason) => format!("{} ({reason})", item.field),
-            None => format!(
-                "{} (not collected, or it belongs to a key or resource outside the collected scope)",
-                item.field
-            ),
-        })
-        .collect();
-    if missing.is_empty() {
+    let (mut explained, mut unexplained) = (Vec::new(), Vec::new());
+    for item in evidence.iter().filter(|item| item.value.is_null()) {
+        match why(&item.field) {
+            Some(reason) => explained.push(format!("{} is missing: {reason}", item.field)),
+            None => unexplained.push(item.field.as_str()),
+        }
+    }
+    if !unexplained.is_empty() {
+        explained.push(format!(
+            "evidence not in the snapshot: {} (not collected, or it belongs to a key or resource outside the collected scope)",
+            unexplained.join(", ")
+        ));
+    }
+    if explained.is_empty() {
         fallback.to_string()
     } else {
-        format!("evidence not in the snapshot: {}", missing.join("; "))
+        explained.join("; ")
     }
 }
 
