@@ -63,6 +63,8 @@ pub struct ActivitySection {
     pub admin: Vec<AdminRow>,
     pub admin_omitted: u64,
     pub fields: Vec<FieldRow>,
+    /// Events lacking 10.2.2 fields: per region and set of missing fields, the first event.
+    pub incomplete: Vec<IncompleteRow>,
     pub complete_percent: String,
     pub source_ip_check: bool,
     pub integrity: Option<IntegrityRows>,
@@ -112,6 +114,16 @@ pub struct AdminRow {
     pub key: String,
     pub outcome: String,
     pub event_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncompleteRow {
+    /// `account/region`.
+    pub region: String,
+    pub missing: String,
+    pub count: u64,
+    /// The first such event: time, id and principal.
+    pub first_event: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -256,6 +268,29 @@ pub fn section(a: &AuditLogs) -> ActivitySection {
         percent: percent(present, f.records),
     })
     .collect();
+    let incomplete = act
+        .incomplete
+        .iter()
+        .flat_map(|(region, groups)| {
+            groups.iter().map(move |g| IncompleteRow {
+                region: region.clone(),
+                missing: g.missing.join(", "),
+                count: g.count,
+                first_event: g
+                    .events
+                    .first()
+                    .map(|e| {
+                        format!(
+                            "{} {} {}",
+                            time(&e.event_time),
+                            e.event_id,
+                            e.principal.as_deref().unwrap_or("(no principal)")
+                        )
+                    })
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
     let integrity = a.integrity.as_ref().map(|i| {
         let problems_omitted = i.problems.len().saturating_sub(PROBLEM_ROWS);
         IntegrityRows {
@@ -334,9 +369,68 @@ pub fn section(a: &AuditLogs) -> ActivitySection {
         admin,
         admin_omitted: act.admin_omitted + (act.admin_events.len() - admin_shown) as u64,
         fields,
+        incomplete,
         complete_percent: percent(f.complete, f.records),
         source_ip_check: act.source_ip_check,
         integrity,
         chart_svg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::{EventRef, IncompleteEvents};
+
+    #[test]
+    fn events_lacking_fields_get_a_row_per_region_and_missing_set() {
+        let mut audit: AuditLogs =
+            serde_json::from_str(crate::snapshot::sample::SAMPLE_KMS_ACTIVITY).expect("sample");
+        let event = |id: &str, principal: Option<&str>| EventRef {
+            event_time: "2026-10-31T10:00:00Z".parse().expect("time"),
+            event_id: id.into(),
+            event_name: "Decrypt".into(),
+            principal: principal.map(str::to_string),
+            source_ip: None,
+            key: None,
+            error_code: None,
+        };
+        audit.activity.incomplete.insert(
+            "111122223333/eu-central-1".into(),
+            vec![
+                IncompleteEvents {
+                    missing: vec!["origin".into()],
+                    count: 7,
+                    events: vec![event("ev-1", Some("arn:aws:iam::111122223333:role/batch"))],
+                },
+                IncompleteEvents {
+                    missing: vec!["identity".into(), "resource".into()],
+                    count: 1,
+                    events: vec![event("ev-2", None)],
+                },
+            ],
+        );
+        let rows: Vec<(String, String, u64, String)> = section(&audit)
+            .incomplete
+            .into_iter()
+            .map(|r| (r.region, r.missing, r.count, r.first_event))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "111122223333/eu-central-1".to_string(),
+                    "origin".to_string(),
+                    7,
+                    "2026-10-31 10:00:00 UTC ev-1 arn:aws:iam::111122223333:role/batch".to_string()
+                ),
+                (
+                    "111122223333/eu-central-1".to_string(),
+                    "identity, resource".to_string(),
+                    1,
+                    "2026-10-31 10:00:00 UTC ev-2 (no principal)".to_string()
+                ),
+            ]
+        );
     }
 }
