@@ -290,10 +290,13 @@ fn a_malformed_row_fails_the_read() {
     );
 }
 
-#[test]
-fn audit_logs_reads_cloudtrail_lake_through_the_cli() {
-    use std::sync::Mutex;
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+/// A loopback CloudTrail endpoint answering each call with the recorded file `answer(operation,
+/// body)` names (an UnsupportedOperationException when it names none), and the log of the
+/// operations called.
+fn cloudtrail_stub(
+    answer: impl Fn(&str, &str) -> Option<&'static str> + Send + Sync + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
     let endpoint = util::stub::serve(move |req| {
         let op = req
@@ -303,24 +306,28 @@ fn audit_logs_reads_cloudtrail_lake_through_the_cli() {
             .unwrap_or_default()
             .to_string();
         log.lock().expect("log").push(op.clone());
-        let file = match op.as_str() {
-            "StartQuery" if req.body.contains(&format!("FROM {STORE_ID} ")) => {
-                "cloudtrail-lake-start-query.json"
-            }
-            "DescribeQuery" => "cloudtrail-lake-describe-finished.json",
-            "GetQueryResults" if req.body.contains("lake-page-2") => {
-                "cloudtrail-lake-results-2.json"
-            }
-            "GetQueryResults" => "cloudtrail-lake-results-1.json",
-            _ => {
-                return (
-                    400,
-                    "application/x-amz-json-1.1",
-                    format!(r#"{{"__type":"UnsupportedOperationException","message":"{op}"}}"#),
-                );
-            }
-        };
-        (200, "application/x-amz-json-1.1", recorded(file))
+        match answer(&op, &req.body) {
+            Some(file) => (200, "application/x-amz-json-1.1", recorded(file)),
+            None => (
+                400,
+                "application/x-amz-json-1.1",
+                format!(r#"{{"__type":"UnsupportedOperationException","message":"{op}"}}"#),
+            ),
+        }
+    });
+    (endpoint, seen)
+}
+
+#[test]
+fn audit_logs_reads_cloudtrail_lake_through_the_cli() {
+    let (endpoint, seen) = cloudtrail_stub(|op, body| match op {
+        "StartQuery" if body.contains(&format!("FROM {STORE_ID} ")) => {
+            Some("cloudtrail-lake-start-query.json")
+        }
+        "DescribeQuery" => Some("cloudtrail-lake-describe-finished.json"),
+        "GetQueryResults" if body.contains("lake-page-2") => Some("cloudtrail-lake-results-2.json"),
+        "GetQueryResults" => Some("cloudtrail-lake-results-1.json"),
+        _ => None,
     });
     let tmp = util::TestDir::new();
     let config = tmp.path("keyproof.toml");
@@ -511,34 +518,12 @@ fn digests_cannot_be_verified_from_lookup_events() {
 
 #[test]
 fn audit_logs_reads_lookup_events_through_the_cli() {
-    use std::sync::Mutex;
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = seen.clone();
-    let endpoint = util::stub::serve(move |req| {
-        let op = req
-            .target
-            .rsplit('.')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        log.lock().expect("log").push(op.clone());
-        match op.as_str() {
-            "LookupEvents" if req.body.contains("page-2") => (
-                200,
-                "application/x-amz-json-1.1",
-                recorded("cloudtrail-LookupEvents-page2.json"),
-            ),
-            "LookupEvents" if req.body.contains("kms.amazonaws.com") => (
-                200,
-                "application/x-amz-json-1.1",
-                recorded("cloudtrail-LookupEvents-page1.json"),
-            ),
-            _ => (
-                400,
-                "application/x-amz-json-1.1",
-                format!(r#"{{"__type":"UnsupportedOperationException","message":"{op}"}}"#),
-            ),
+    let (endpoint, seen) = cloudtrail_stub(|op, body| match op {
+        "LookupEvents" if body.contains("page-2") => Some("cloudtrail-LookupEvents-page2.json"),
+        "LookupEvents" if body.contains("kms.amazonaws.com") => {
+            Some("cloudtrail-LookupEvents-page1.json")
         }
+        _ => None,
     });
     let tmp = util::TestDir::new();
     let config = tmp.path("keyproof.toml");
