@@ -33,7 +33,12 @@ use super::record::{EventRef, KmsRecord};
 use chrono::{DateTime, NaiveDate, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The analysis's hash maps, looked up a few times per KMS record: foldhash (seeded per map)
+/// rather than SipHash. Their keys are ARNs and principals an outsider can choose, so the seed
+/// matters; foldhash's is random per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::IpAddr;
 
 /// `[logs]` in keyproof.toml.
@@ -344,6 +349,8 @@ pub struct Activity {
     pub regions: HashMap<String, FieldCounts>,
     /// Events lacking 10.2.2 fields, per `account/region` and set of missing fields.
     incomplete: HashMap<(String, Vec<&'static str>), Group>,
+    /// Scratch for the `account/region` key (the records of a file share it).
+    region_key: String,
     /// Administrative events (any of [`crate::collect::cloudtrail::ADMINISTRATIVE_EVENTS`]).
     admin: Group,
     groups: HashMap<GroupKey, Group>,
@@ -392,14 +399,15 @@ impl Activity {
         }
         self.events += n;
         self.fields.add(r, n);
-        let region = r.account_region();
+        self.region_key.clear();
+        r.write_account_region(&mut self.region_key);
         if !r.fields.all() {
             self.incomplete
-                .entry((region.clone(), r.fields.missing()))
+                .entry((self.region_key.clone(), r.fields.missing()))
                 .or_default()
                 .add(r.evidence(), n, INCOMPLETE_EXAMPLES);
         }
-        self.regions.entry(region).or_default().add(r, n);
+        entry(&mut self.regions, &self.region_key).add(r, n);
         let failed = if r.failed() { n } else { 0 };
         self.failed += failed;
         bump(&mut self.by_operation, &r.event_name, n);

@@ -64,13 +64,22 @@ impl KmsRecord<'_> {
     /// `account/region` of the trail that recorded the event: the recipient account, else the
     /// key's, else the caller's.
     pub fn account_region(&self) -> String {
+        let mut out = String::new();
+        self.write_account_region(&mut out);
+        out
+    }
+
+    /// [`KmsRecord::account_region`] appended to `out` (no allocation when it has room).
+    pub fn write_account_region(&self, out: &mut String) {
         let account = self
             .account
             .as_deref()
             .or_else(|| self.key_account())
             .or(self.principal_account.as_deref())
             .unwrap_or("unknown");
-        format!("{account}/{}", self.region)
+        out.push_str(account);
+        out.push('/');
+        out.push_str(&self.region);
     }
 
     /// The key's account, from its ARN.

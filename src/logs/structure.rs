@@ -326,22 +326,30 @@ impl Index {
             self.escapes |= m.backslash != 0;
             let opens = m.open & !m.in_string;
             let closes = m.close & !m.in_string;
-            let mut bits = m.quote | opens | closes;
+            let all = m.quote | opens | closes;
+            // Every entry first, without a branch on its kind (most are quotes)...
+            let base = self.at.len();
+            let mut bits = all;
             while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
+                self.at.push((pos + bits.trailing_zeros() as usize) as u32);
                 bits &= bits - 1;
-                let entry = self.at.len() as u32;
-                self.at.push((pos + i) as u32);
-                self.pair.push(0);
+            }
+            self.pair.resize(self.at.len(), 0);
+            // ...then the brackets alone, each entry's index counted from the bits below it.
+            let mut brackets = opens | closes;
+            while brackets != 0 {
+                let i = brackets.trailing_zeros();
+                brackets &= brackets - 1;
+                let entry = (base + (all & ((1u64 << i) - 1)).count_ones() as usize) as u32;
                 if opens & (1 << i) != 0 {
                     self.open.push(entry);
-                } else if closes & (1 << i) != 0 {
+                } else {
                     let Some(open) = self.open.pop() else {
                         return false;
                     };
                     // `{` and `}` differ from `[` and `]` in bit 5.
                     let open_at = self.at[open as usize] as usize;
-                    if (raw[open_at] ^ block[i]) & 0x20 != 0 {
+                    if (raw[open_at] ^ block[i as usize]) & 0x20 != 0 {
                         return false;
                     }
                     self.pair[open as usize] = entry;
