@@ -733,19 +733,15 @@ fn log_analysis(snapshot: &Snapshot, account: &str, region: &str) -> Value {
     let fields = a.activity.regions.get(&here).copied().unwrap_or_default();
     // From CloudTrail Lake or LookupEvents there are no files: the region counts as read when
     // the source held its events.
-    let lake_events = a
-        .scan
-        .lake
-        .as_ref()
-        .and_then(|l| l.events_by_region.get(&here).copied())
-        .unwrap_or(0);
-    let lookup_events = a
-        .scan
-        .lookup
-        .as_ref()
-        .and_then(|l| l.events_by_region.get(&here).copied())
-        .unwrap_or(0);
-    let read_any = files > 0 || unreadable > 0 || lake_events > 0 || lookup_events > 0;
+    let source_events: u64 = [
+        a.scan.lake.as_ref().map(|l| &l.events_by_region),
+        a.scan.lookup.as_ref().map(|l| &l.events_by_region),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|by_region| by_region.get(&here))
+    .sum();
+    let read_any = files > 0 || unreadable > 0 || source_events > 0;
     let fields_complete = if read_any && unreadable == 0 {
         json!(fields.complete == fields.records)
     } else {

@@ -10,7 +10,7 @@
 //! the problem exactly as it always did. A test holds the two paths to the same result.
 
 use super::record::{RawIdentity, RawIssuer, RawRecord, RawRequest, RawResource, RawSession};
-use super::structure::Index;
+use super::structure::{Index, separated};
 use std::borrow::Cow;
 
 /// A record and its structural index (see [`Index`]).
@@ -39,15 +39,6 @@ fn ws(raw: &[u8], mut at: usize) -> usize {
         at += 1;
     }
     at
-}
-
-/// Whether `raw[from..to]` is whitespace around exactly `want` separators `sep`.
-fn separated(raw: &[u8], from: usize, to: usize, sep: u8, want: usize) -> bool {
-    let Some(between) = raw.get(from..to) else {
-        return false;
-    };
-    between.iter().all(|&b| b == sep || b.is_ascii_whitespace())
-        && between.iter().filter(|&&b| b == sep).count() == want
 }
 
 impl<'a> Doc<'a, '_> {

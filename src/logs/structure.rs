@@ -240,14 +240,13 @@ impl Walk {
     /// Checks what lies between the previous element and `at`: whitespace and, between two
     /// elements, exactly one comma.
     fn gap(&self, array: &[u8], at: usize, comma: bool) -> Result<(), StructureError> {
+        if separated(array, self.prev_end, at, b',', usize::from(comma)) {
+            return Ok(());
+        }
         let between = &array[self.prev_end..at];
-        let commas = between.iter().filter(|&&b| b == b',').count();
         let clean = between
             .iter()
             .all(|&b| b == b',' || b.is_ascii_whitespace());
-        if clean && commas == usize::from(comma) {
-            return Ok(());
-        }
         let offset = self.prev_end
             + between
                 .iter()
@@ -264,6 +263,16 @@ impl Walk {
             },
         })
     }
+}
+
+/// Whether `raw[from..to]` is whitespace around exactly `want` separators `sep` (between the
+/// records of the array here, between members and elements in `extract`).
+pub(super) fn separated(raw: &[u8], from: usize, to: usize, sep: u8, want: usize) -> bool {
+    let Some(between) = raw.get(from..to) else {
+        return false;
+    };
+    between.iter().all(|&b| b == sep || b.is_ascii_whitespace())
+        && between.iter().filter(|&&b| b == sep).count() == want
 }
 
 /// The structural index of one record: the positions (in order) of its unescaped quotes and of
