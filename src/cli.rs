@@ -178,8 +178,8 @@ enum Command {
         #[arg(long)]
         publish_unlocked: bool,
     },
-    /// Analyse CloudTrail log files (local or in the trail's S3 bucket) or a CloudTrail Lake
-    /// event data store for KMS activity: calls per key and principal, failed calls,
+    /// Analyse CloudTrail log files (local or in the trail's S3 bucket), a CloudTrail Lake
+    /// event data store or the account's LookupEvents history for KMS activity: calls per key and principal, failed calls,
     /// administrative events, the PCI DSS 10.2.2 field check, and detections (root use,
     /// cross-account use, unusable keys, spikes, ...).
     AuditLogs(audit_logs::AuditLogsArgs),

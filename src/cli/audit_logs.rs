@@ -297,38 +297,35 @@ fn print_summary(r: &AuditLogs, detections: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let s = &r.scan;
     let a = &r.activity;
-    if let Some(lookup) = &s.lookup {
-        writeln!(
+    match (&s.lookup, &s.lake) {
+        (Some(lookup), _) => writeln!(
             out,
             "CloudTrail LookupEvents in {}: {} KMS events over {} pages",
             term_safe(&lookup.regions.join(", ")),
             s.kms_records,
             lookup.pages
-        )?;
-    } else {
-        match &s.lake {
-            Some(lake) => writeln!(
-                out,
-                "CloudTrail Lake: store {}, query {}: {} events scanned ({}), {} groups of KMS events",
-                term_safe(&lake.event_data_store),
-                term_safe(&lake.query_id),
-                lake.events_scanned
-                    .map_or_else(|| "?".into(), |n| n.to_string()),
-                lake.bytes_scanned
-                    .map_or_else(|| "? bytes".into(), |n| mib(u64::try_from(n).unwrap_or(0))),
-                lake.groups
-            )?,
-            None => writeln!(
-                out,
-                "files: {} listed, {} read, {} unreadable ({} stored, {} of JSON, {} records)",
-                s.files,
-                s.files_read,
-                s.issues.len(),
-                mib(s.stored_bytes),
-                mib(s.json_bytes),
-                s.records
-            )?,
-        }
+        )?,
+        (None, Some(lake)) => writeln!(
+            out,
+            "CloudTrail Lake: store {}, query {}: {} events scanned ({}), {} groups of KMS events",
+            term_safe(&lake.event_data_store),
+            term_safe(&lake.query_id),
+            lake.events_scanned
+                .map_or_else(|| "?".into(), |n| n.to_string()),
+            lake.bytes_scanned
+                .map_or_else(|| "? bytes".into(), |n| mib(u64::try_from(n).unwrap_or(0))),
+            lake.groups
+        )?,
+        (None, None) => writeln!(
+            out,
+            "files: {} listed, {} read, {} unreadable ({} stored, {} of JSON, {} records)",
+            s.files,
+            s.files_read,
+            s.issues.len(),
+            mib(s.stored_bytes),
+            mib(s.json_bytes),
+            s.records
+        )?,
     }
     for issue in &s.issues {
         writeln!(out, "  UNREADABLE {}", term_safe(&issue.to_string()))?;

@@ -88,7 +88,6 @@ impl LookupSource {
     pub fn read(&self, rules: &Rules) -> Result<Scan, SourceError> {
         let mut activity = Activity::default();
         let mut lookup = LookupStats::default();
-        let mut kms_records = 0u64;
         for (region, client) in &self.clients {
             self.runtime.block_on(history(
                 client,
@@ -97,7 +96,6 @@ impl LookupSource {
                 self.pace,
                 &mut lookup.pages,
                 |record| {
-                    kms_records += 1;
                     *lookup
                         .events_by_region
                         .entry(record.account_region())
@@ -107,6 +105,7 @@ impl LookupSource {
             ))?;
             lookup.regions.push(region.clone());
         }
+        let kms_records = lookup.events_by_region.values().sum();
         let stats = ScanStats {
             source: self.describe(),
             records: kms_records,

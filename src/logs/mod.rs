@@ -10,8 +10,8 @@
 //! [`synthetic`] generates realistic log files with known anomalies for the tests and the
 //! benchmark.
 //!
-//! Not for: the short LookupEvents summary `collect` keeps in the snapshot when no event source
-//! is given (that is `collect::cloudtrail`; it reads records with the same [`record::RawRecord`]).
+//! Not for: the short LookupEvents summary `collect` keeps in the snapshot beside any analysis
+//! (that is `collect::cloudtrail`; it reads records with the same [`record::RawRecord`]).
 
 pub mod analysis;
 pub mod digest;

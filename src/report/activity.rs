@@ -15,18 +15,16 @@ const PROBLEM_ROWS: usize = 100;
 
 /// The sentence saying what the analysis read.
 fn coverage(scan: &crate::logs::ScanStats) -> String {
-    if let Some(lookup) = &scan.lookup {
-        return format!(
+    match (&scan.lookup, &scan.lake) {
+        (Some(lookup), _) => format!(
             "The account's CloudTrail event history (LookupEvents) in {}: {} KMS events over {} \
              pages. It holds management events only (no data events) for the last 90 days, and \
              keeps no digest files, so log integrity was not verified from it.",
             lookup.regions.join(", "),
             scan.kms_records,
             lookup.pages
-        );
-    }
-    match &scan.lake {
-        Some(lake) => format!(
+        ),
+        (None, Some(lake)) => format!(
             "One CloudTrail Lake query ({}): {} events scanned, {} groups of alike KMS events; a \
              detection's evidence cites the first event of each group. Lake keeps no digest \
              files, so log integrity was not verified from it.",
@@ -35,7 +33,7 @@ fn coverage(scan: &crate::logs::ScanStats) -> String {
                 .map_or_else(|| "an unreported number of".into(), |n| n.to_string()),
             lake.groups
         ),
-        None => format!(
+        (None, None) => format!(
             "{} of {} log files read ({} records of every service).",
             scan.files_read, scan.files, scan.records
         ),
