@@ -12,6 +12,7 @@
 use super::analysis::{Activity, Rules};
 use super::parse::{FileIssue, LogParser};
 use crate::collect::{ApiFailure, Guard, Ledger};
+use bytes::Bytes;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -61,8 +62,9 @@ pub trait LogStore: Sync {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<LogObject>, SourceError>;
-    /// The bytes of one file.
-    fn fetch(&self, object: &LogObject) -> Result<Vec<u8>, SourceError>;
+    /// The bytes of one file (shared, so that a store holding them already, or an S3 body
+    /// received in one piece, hands them over without a copy).
+    fn fetch(&self, object: &LogObject) -> Result<Bytes, SourceError>;
     /// Files fetched at once (I/O-bound stores want more than the cores).
     fn parallelism(&self) -> usize {
         rayon::current_num_threads()
@@ -77,7 +79,7 @@ pub trait LogStore: Sync {
     }
     /// A digest file's bytes and its signature (hex), when the store keeps it.
     fn fetch_digest(&self, object: &LogObject) -> Result<(Vec<u8>, Option<String>), SourceError> {
-        Ok((self.fetch(object)?, None))
+        Ok((self.fetch(object)?.into(), None))
     }
     /// The bucket, for a store that is one (digests name the bucket they were delivered to).
     fn bucket(&self) -> Option<&str> {
@@ -176,11 +178,13 @@ impl LogStore for LocalStore {
         Ok(out)
     }
 
-    fn fetch(&self, object: &LogObject) -> Result<Vec<u8>, SourceError> {
-        std::fs::read(&object.name).map_err(|source| SourceError::Io {
-            path: object.name.clone(),
-            source,
-        })
+    fn fetch(&self, object: &LogObject) -> Result<Bytes, SourceError> {
+        std::fs::read(&object.name)
+            .map(Bytes::from)
+            .map_err(|source| SourceError::Io {
+                path: object.name.clone(),
+                source,
+            })
     }
 
     fn list_digests(
@@ -200,7 +204,7 @@ impl LogStore for LocalStore {
     /// A local copy keeps no S3 metadata; a signature saved beside the digest as
     /// `<name>.sig` (hex) is used when present.
     fn fetch_digest(&self, object: &LogObject) -> Result<(Vec<u8>, Option<String>), SourceError> {
-        let bytes = self.fetch(object)?;
+        let bytes = self.fetch(object)?.into();
         let signature = std::fs::read_to_string(format!("{}.sig", object.name))
             .ok()
             .map(|s| s.trim().to_string())
@@ -279,7 +283,7 @@ impl S3Store {
     }
 
     /// GetObject: the body and the `signature` metadata (a digest's; `None` for log files).
-    fn get(&self, key: &str) -> Result<(Vec<u8>, Option<String>), SourceError> {
+    fn get(&self, key: &str) -> Result<(Bytes, Option<String>), SourceError> {
         self.runtime.block_on(async {
             let out = self
                 .client
@@ -297,7 +301,7 @@ impl S3Store {
                     ApiFailure::new("ReadBodyFailed", e.to_string()),
                 )
             })?;
-            Ok((body.into_bytes().to_vec(), signature))
+            Ok((body.into_bytes(), signature))
         })
     }
 
@@ -419,6 +423,7 @@ impl LogStore for S3Store {
 
     fn fetch_digest(&self, object: &LogObject) -> Result<(Vec<u8>, Option<String>), SourceError> {
         self.get(&object.name)
+            .map(|(bytes, signature)| (bytes.into(), signature))
     }
 
     fn bucket(&self) -> Option<&str> {
@@ -448,7 +453,7 @@ impl LogStore for S3Store {
         })
     }
 
-    fn fetch(&self, object: &LogObject) -> Result<Vec<u8>, SourceError> {
+    fn fetch(&self, object: &LogObject) -> Result<Bytes, SourceError> {
         self.get(&object.name).map(|(bytes, _)| bytes)
     }
 
