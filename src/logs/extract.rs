@@ -1,38 +1,30 @@
 //! The fast path for reading a KMS record: the few members keyproof uses, taken from a record
 //! the structural scan has already delimited, without a general JSON parser.
 //!
-//! A CloudTrail record is about 1.5 KB of which keyproof needs a dozen short strings. This walks
-//! the record's members, skipping every value it does not need by its brackets and quotes
-//! (eight bytes at a time), and borrows the strings it does need straight from the buffer. It
-//! handles the shape CloudTrail writes; anything else — an escape in a key or in a wanted
-//! string, a wanted member twice, a wanted member of the wrong type, invalid UTF-8 — makes it
-//! give up (`None`), and the caller parses the record in full with serde, which then reports
-//! the problem exactly as it always did. A test holds the two paths to the same result.
+//! A CloudTrail record is about 1.5 KB of which keyproof needs a dozen short strings. The
+//! record's quotes and brackets are first marked in bit masks ([`Index`], 64 bytes at a time);
+//! then one pass walks its members, finds each string's end and each unwanted container's end
+//! from the masks, and borrows the strings it needs straight from the buffer. It handles the
+//! shape CloudTrail writes; anything else — an escape in a key or in a wanted string, a wanted
+//! member twice, a wanted member of the wrong type, brackets that do not match, invalid UTF-8
+//! — makes it give up (`None`), and the caller parses the record in full with serde, which
+//! then reports the problem exactly as it always did. A test holds the two paths to the same
+//! result.
 
 use super::record::{RawIdentity, RawIssuer, RawRecord, RawRequest, RawResource, RawSession};
-use super::structure::{Index, separated};
+use super::structure::Index;
 use std::borrow::Cow;
 
-/// A record and its structural index (see [`Index`]).
+/// A record and its index.
 struct Doc<'a, 'i> {
     /// The record, checked to be UTF-8.
     text: &'a str,
     raw: &'a [u8],
-    at: &'i [u32],
-    pair: &'i [u32],
-    /// Whether the record holds a backslash anywhere (most do not; then no string can hold an
-    /// escape and none is searched for one).
-    escapes: bool,
+    index: &'i Index,
 }
 
-/// A member's value: its text, and for a string or container the index entry it starts at.
-#[derive(Clone, Copy)]
-struct Value<'a> {
-    text: &'a str,
-    entry: Option<usize>,
-    /// Whether the value may hold an escape.
-    escapes: bool,
-}
+/// A wanted member's value and the position just past it.
+type Read<T> = Option<(T, usize)>;
 
 fn ws(raw: &[u8], mut at: usize) -> usize {
     while raw.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
@@ -42,230 +34,221 @@ fn ws(raw: &[u8], mut at: usize) -> usize {
 }
 
 impl<'a> Doc<'a, '_> {
-    fn pos(&self, entry: usize) -> Option<usize> {
-        self.at.get(entry).map(|&p| p as usize)
-    }
-
-    fn byte(&self, entry: usize) -> Option<u8> {
-        self.raw.get(self.pos(entry)?).copied()
-    }
-
-    /// The entry of the bracket closing the container opened at `entry`.
-    fn close_of(&self, entry: usize) -> Option<usize> {
-        let close = *self.pair.get(entry)? as usize;
-        (close > entry).then_some(close)
-    }
-
-    /// Walks the object opened at `entry`, handing each member to `on` (which returns `None` to
-    /// give up). Returns the entry of its closing brace.
+    /// Walks the object opened at `at`, handing each member's key and the position of its value
+    /// to `member`, which reads or skips the value and returns the position just past it (or
+    /// `None` to give up). Returns the position just past the object's closing brace.
     fn object(
         &self,
-        entry: usize,
-        mut on: impl FnMut(&'a [u8], Value<'a>) -> Option<()>,
+        at: usize,
+        mut member: impl FnMut(&'a [u8], usize) -> Option<usize>,
     ) -> Option<usize> {
         let raw = self.raw;
-        (self.byte(entry)? == b'{').then_some(())?;
-        let mut prev_end = self.pos(entry)? + 1;
-        let mut i = entry + 1;
-        let mut first = true;
+        (raw.get(at) == Some(&b'{')).then_some(())?;
+        let mut p = ws(raw, at + 1);
+        if raw.get(p) == Some(&b'}') {
+            return Some(p + 1);
+        }
         loop {
-            let p = self.pos(i)?;
-            if raw[p] == b'}' {
-                return separated(raw, prev_end, p, b',', 0).then_some(i);
-            }
-            // A key: two quotes, after exactly one comma (none before the first).
-            (raw[p] == b'"' && separated(raw, prev_end, p, b',', usize::from(!first)))
-                .then_some(())?;
-            first = false;
-            let key_end = self.pos(i + 1)?;
+            (raw.get(p) == Some(&b'"')).then_some(())?;
+            let key_end = self.index.string_end(p + 1)?;
             let key = &raw[p + 1..key_end];
-            if self.escapes && key.contains(&b'\\') {
+            if self.index.escapes && key.contains(&b'\\') {
                 return None;
             }
-            let colon = ws(raw, key_end + 1);
-            (raw.get(colon) == Some(&b':')).then_some(())?;
-            let start = ws(raw, colon + 1);
-            let (value, next, end) = match *raw.get(start)? {
-                b'"' => {
-                    (self.pos(i + 2)? == start).then_some(())?;
-                    let end = self.pos(i + 3)? + 1;
-                    (Some(i + 2), i + 4, end)
-                }
-                b'{' | b'[' => {
-                    (self.pos(i + 2)? == start).then_some(())?;
-                    let close = self.close_of(i + 2)?;
-                    (Some(i + 2), close + 1, self.pos(close)? + 1)
-                }
-                _ => {
-                    let len = raw[start..]
-                        .iter()
-                        .position(|&b| !(b.is_ascii_alphanumeric() || b"+-.".contains(&b)))?;
-                    let word = &raw[start..start + len];
-                    let scalar = matches!(word, b"true" | b"false" | b"null")
-                        || word
-                            .first()
-                            .is_some_and(|b| b.is_ascii_digit() || *b == b'-');
-                    scalar.then_some(())?;
-                    (None, i + 2, start + len)
-                }
-            };
-            on(
-                key,
-                Value {
-                    text: self.text.get(start..end)?,
-                    entry: value,
-                    escapes: self.escapes,
-                },
-            )?;
-            prev_end = end;
-            i = next;
-        }
-    }
-
-    /// The objects of the array opened at `entry`; anything but objects gives up.
-    fn objects(&self, entry: usize, mut on: impl FnMut(usize) -> Option<()>) -> Option<()> {
-        let raw = self.raw;
-        (self.byte(entry)? == b'[').then_some(())?;
-        let mut prev_end = self.pos(entry)? + 1;
-        let mut i = entry + 1;
-        let mut first = true;
-        loop {
-            let p = self.pos(i)?;
-            if raw[p] == b']' {
-                return separated(raw, prev_end, p, b',', 0).then_some(());
+            p = ws(raw, key_end + 1);
+            (raw.get(p) == Some(&b':')).then_some(())?;
+            p = ws(raw, member(key, ws(raw, p + 1))?);
+            match raw.get(p) {
+                Some(b',') => p = ws(raw, p + 1),
+                Some(b'}') => return Some(p + 1),
+                _ => return None,
             }
-            (raw[p] == b'{' && separated(raw, prev_end, p, b',', usize::from(!first)))
-                .then_some(())?;
-            first = false;
-            on(i)?;
-            let close = self.close_of(i)?;
-            prev_end = self.pos(close)? + 1;
-            i = close + 1;
         }
     }
-}
 
-/// A wanted string member: `null` is absent; a string without escapes is borrowed; anything
-/// else gives up.
-fn text(value: Value<'_>) -> Option<Option<Cow<'_, str>>> {
-    if value.text == "null" {
-        return Some(None);
+    /// Walks the array opened at `at`, which must hold only objects, handing each object's
+    /// position to `element` (which returns the position just past it).
+    fn objects(&self, at: usize, mut element: impl FnMut(usize) -> Option<usize>) -> Option<usize> {
+        let raw = self.raw;
+        (raw.get(at) == Some(&b'[')).then_some(())?;
+        let mut p = ws(raw, at + 1);
+        if raw.get(p) == Some(&b']') {
+            return Some(p + 1);
+        }
+        loop {
+            (raw.get(p) == Some(&b'{')).then_some(())?;
+            p = ws(raw, element(p)?);
+            match raw.get(p) {
+                Some(b',') => p = ws(raw, p + 1),
+                Some(b']') => return Some(p + 1),
+                _ => return None,
+            }
+        }
     }
-    let inner = value.text.strip_prefix('"')?.strip_suffix('"')?;
-    if value.escapes && inner.contains('\\') {
-        return None;
+
+    /// The end of a scalar (`true`, `false`, `null` or a number) at `at`.
+    fn scalar(&self, at: usize) -> Option<usize> {
+        let rest = self.raw.get(at..)?;
+        let len = rest
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b"+-.".contains(&b)))?;
+        let word = &rest[..len];
+        let scalar = matches!(word, b"true" | b"false" | b"null")
+            || word
+                .first()
+                .is_some_and(|b| b.is_ascii_digit() || *b == b'-');
+        scalar.then_some(at + len)
     }
-    Some(Some(Cow::Borrowed(inner)))
+
+    /// Skips the value at `at`.
+    fn skip(&self, at: usize) -> Option<usize> {
+        match *self.raw.get(at)? {
+            b'"' => Some(self.index.string_end(at + 1)? + 1),
+            b'{' | b'[' => Some(self.index.close_of(self.raw, at)? + 1),
+            _ => self.scalar(at),
+        }
+    }
+
+    /// Whether the value at `at` is `null`.
+    fn null(&self, at: usize) -> bool {
+        self.raw.get(at..at + 4) == Some(b"null") && self.scalar(at) == Some(at + 4)
+    }
+
+    /// A wanted string: `null` is absent; a string without escapes is borrowed; anything else
+    /// gives up.
+    fn text(&self, at: usize) -> Read<Option<Cow<'a, str>>> {
+        if self.raw.get(at) != Some(&b'"') {
+            return self.null(at).then_some((None, at + 4));
+        }
+        let end = self.index.string_end(at + 1)?;
+        let inner = self.text.get(at + 1..end)?;
+        if self.index.escapes && inner.contains('\\') {
+            return None;
+        }
+        Some((Some(Cow::Borrowed(inner)), end + 1))
+    }
+
+    /// A wanted object (or array, by `read`): `null` is absent.
+    fn nested<T>(
+        &self,
+        at: usize,
+        open: u8,
+        read: impl FnOnce(usize) -> Read<T>,
+    ) -> Read<Option<T>> {
+        if self.raw.get(at) == Some(&open) {
+            return read(at).map(|(v, end)| (Some(v), end));
+        }
+        self.null(at).then_some((None, at + 4))
+    }
 }
 
 /// Sets a wanted member once; a second occurrence gives up (serde refuses duplicates).
-fn once<T>(slot: &mut Option<T>, seen: &mut u32, bit: u32, value: T) -> Option<()> {
+fn once<T>(slot: &mut Option<T>, seen: &mut u32, bit: u32, read: Read<T>) -> Option<usize> {
     if *seen & bit != 0 {
         return None;
     }
     *seen |= bit;
+    let (value, end) = read?;
     *slot = Some(value);
-    Some(())
+    Some(end)
 }
 
-/// A wanted object member: `null` is absent.
-fn object<T>(value: Value<'_>, read: impl FnOnce(usize) -> Option<T>) -> Option<Option<T>> {
-    match value.entry {
-        None if value.text == "null" => Some(None),
-        Some(entry) => read(entry).map(Some),
-        None => None,
-    }
-}
-
-fn issuer<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawIssuer<'a>> {
+fn issuer<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawIssuer<'a>> {
     let mut arn = None;
     let mut seen = 0;
-    d.object(entry, |k, v| match k {
-        b"arn" => once(&mut arn, &mut seen, 1, text(v)?),
-        _ => Some(()),
+    let end = d.object(at, |k, v| match k {
+        b"arn" => once(&mut arn, &mut seen, 1, d.text(v)),
+        _ => d.skip(v),
     })?;
-    Some(RawIssuer { arn: arn.flatten() })
+    Some((RawIssuer { arn: arn.flatten() }, end))
 }
 
-fn session<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawSession<'a>> {
+fn session<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawSession<'a>> {
     let mut session_issuer = None;
     let mut seen = 0;
-    d.object(entry, |k, v| match k {
+    let end = d.object(at, |k, v| match k {
         b"sessionIssuer" => once(
             &mut session_issuer,
             &mut seen,
             1,
-            object(v, |e| issuer(d, e))?,
+            d.nested(v, b'{', |e| issuer(d, e)),
         ),
-        _ => Some(()),
+        _ => d.skip(v),
     })?;
-    Some(RawSession {
+    let session = RawSession {
         session_issuer: session_issuer.flatten(),
-    })
+    };
+    Some((session, end))
 }
 
-fn identity<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawIdentity<'a>> {
+fn identity<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawIdentity<'a>> {
     let (mut kind, mut principal_id, mut arn, mut account_id, mut invoked_by) =
         (None, None, None, None, None);
     let mut session_context = None;
     let mut seen = 0;
-    d.object(entry, |k, v| match k {
-        b"type" => once(&mut kind, &mut seen, 1, text(v)?),
-        b"principalId" => once(&mut principal_id, &mut seen, 2, text(v)?),
-        b"arn" => once(&mut arn, &mut seen, 4, text(v)?),
-        b"accountId" => once(&mut account_id, &mut seen, 8, text(v)?),
-        b"invokedBy" => once(&mut invoked_by, &mut seen, 16, text(v)?),
+    let end = d.object(at, |k, v| match k {
+        b"type" => once(&mut kind, &mut seen, 1, d.text(v)),
+        b"principalId" => once(&mut principal_id, &mut seen, 2, d.text(v)),
+        b"arn" => once(&mut arn, &mut seen, 4, d.text(v)),
+        b"accountId" => once(&mut account_id, &mut seen, 8, d.text(v)),
+        b"invokedBy" => once(&mut invoked_by, &mut seen, 16, d.text(v)),
         b"sessionContext" => once(
             &mut session_context,
             &mut seen,
             32,
-            object(v, |e| session(d, e))?,
+            d.nested(v, b'{', |e| session(d, e)),
         ),
-        _ => Some(()),
+        _ => d.skip(v),
     })?;
-    Some(RawIdentity {
+    let identity = RawIdentity {
         kind: kind.flatten(),
         principal_id: principal_id.flatten(),
         arn: arn.flatten(),
         account_id: account_id.flatten(),
         invoked_by: invoked_by.flatten(),
         session_context: session_context.flatten(),
-    })
+    };
+    Some((identity, end))
 }
 
-fn request<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawRequest<'a>> {
+fn request<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawRequest<'a>> {
     let mut key_id = None;
     let mut seen = 0;
-    d.object(entry, |k, v| match k {
-        b"keyId" => once(&mut key_id, &mut seen, 1, text(v)?),
-        _ => Some(()),
+    let end = d.object(at, |k, v| match k {
+        b"keyId" => once(&mut key_id, &mut seen, 1, d.text(v)),
+        _ => d.skip(v),
     })?;
-    Some(RawRequest {
-        key_id: key_id.flatten(),
-    })
+    Some((
+        RawRequest {
+            key_id: key_id.flatten(),
+        },
+        end,
+    ))
 }
 
-fn resource<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<RawResource<'a>> {
+fn resource<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawResource<'a>> {
     let (mut arn, mut kind) = (None, None);
     let mut seen = 0;
-    d.object(entry, |k, v| match k {
-        b"ARN" => once(&mut arn, &mut seen, 1, text(v)?),
-        b"type" => once(&mut kind, &mut seen, 2, text(v)?),
-        _ => Some(()),
+    let end = d.object(at, |k, v| match k {
+        b"ARN" => once(&mut arn, &mut seen, 1, d.text(v)),
+        b"type" => once(&mut kind, &mut seen, 2, d.text(v)),
+        _ => d.skip(v),
     })?;
-    Some(RawResource {
+    let resource = RawResource {
         arn: arn.flatten(),
         kind: kind.flatten(),
-    })
+    };
+    Some((resource, end))
 }
 
-fn resources<'a>(d: &Doc<'a, '_>, entry: usize) -> Option<Vec<RawResource<'a>>> {
+fn resources<'a>(d: &Doc<'a, '_>, at: usize) -> Read<Vec<RawResource<'a>>> {
     let mut out = Vec::new();
-    d.objects(entry, |e| {
-        out.push(resource(d, e)?);
-        Some(())
+    let end = d.objects(at, |e| {
+        let (r, end) = resource(d, e)?;
+        out.push(r);
+        Some(end)
     })?;
-    Some(out)
+    Some((out, end))
 }
 
 /// The record's members keyproof uses, or `None` when the record is not of the usual shape (the
@@ -276,47 +259,45 @@ pub fn record<'a>(record: &'a str, index: &mut Index) -> Option<RawRecord<'a>> {
     let d = Doc {
         text: record,
         raw,
-        at: &index.at,
-        pair: &index.pair,
-        escapes: index.escapes,
+        index,
     };
     let (mut event_id, mut event_time, mut event_source, mut event_name) = (None, None, None, None);
     let (mut aws_region, mut recipient, mut source_ip, mut error_code) = (None, None, None, None);
     let (mut user_identity, mut request_parameters, mut response, mut resource_list) =
         (None, None, None, None);
     let mut seen = 0u32;
-    let end = d.object(0, |k, v| match k {
-        b"eventID" => once(&mut event_id, &mut seen, 1, text(v)?),
-        b"eventTime" => once(&mut event_time, &mut seen, 2, text(v)?),
-        b"eventSource" => once(&mut event_source, &mut seen, 4, text(v)?),
-        b"eventName" => once(&mut event_name, &mut seen, 8, text(v)?),
-        b"awsRegion" => once(&mut aws_region, &mut seen, 16, text(v)?),
-        b"recipientAccountId" => once(&mut recipient, &mut seen, 32, text(v)?),
-        b"sourceIPAddress" => once(&mut source_ip, &mut seen, 64, text(v)?),
-        b"errorCode" => once(&mut error_code, &mut seen, 128, text(v)?),
+    let end = d.object(ws(raw, 0), |k, v| match k {
+        b"eventID" => once(&mut event_id, &mut seen, 1, d.text(v)),
+        b"eventTime" => once(&mut event_time, &mut seen, 2, d.text(v)),
+        b"eventSource" => once(&mut event_source, &mut seen, 4, d.text(v)),
+        b"eventName" => once(&mut event_name, &mut seen, 8, d.text(v)),
+        b"awsRegion" => once(&mut aws_region, &mut seen, 16, d.text(v)),
+        b"recipientAccountId" => once(&mut recipient, &mut seen, 32, d.text(v)),
+        b"sourceIPAddress" => once(&mut source_ip, &mut seen, 64, d.text(v)),
+        b"errorCode" => once(&mut error_code, &mut seen, 128, d.text(v)),
         b"userIdentity" => once(
             &mut user_identity,
             &mut seen,
             256,
-            object(v, |e| identity(&d, e))?,
+            d.nested(v, b'{', |e| identity(&d, e)),
         ),
         b"requestParameters" => once(
             &mut request_parameters,
             &mut seen,
             512,
-            object(v, |e| request(&d, e))?,
+            d.nested(v, b'{', |e| request(&d, e)),
         ),
-        b"responseElements" => once(&mut response, &mut seen, 1024, ()),
+        b"responseElements" => once(&mut response, &mut seen, 1024, d.skip(v).map(|e| ((), e))),
         b"resources" => once(
             &mut resource_list,
             &mut seen,
             2048,
-            object(v, |e| resources(&d, e))?,
+            d.nested(v, b'[', |e| resources(&d, e)),
         ),
-        _ => Some(()),
+        _ => d.skip(v),
     })?;
-    // The record is the whole input: nothing follows its closing brace.
-    (end + 1 == d.at.len() && d.pos(end)? + 1 == raw.len()).then_some(())?;
+    // The record is the whole input: nothing but whitespace follows its closing brace.
+    (ws(raw, end) == raw.len()).then_some(())?;
     // Each slot holds the member's own Option (absent or null → None) once it was seen.
     Some(RawRecord {
         event_id: event_id.flatten(),
@@ -378,9 +359,25 @@ mod tests {
             base.replace(r#""eventTime":"2026-11-01T09:10:42Z""#, r#""eventTime":12"#),
             base.replace(r#""resources":[{"#, r#""resources":[7,{"#),
             base.replace(r#""n":-1.5e3"#, r#""n":[{]}"#),
+            // Broken separators, at the record's level and inside a wanted object.
+            base.replace(r#","eventID""#, r#" "eventID""#),
+            base.replace(
+                r#""recipientAccountId":"1"}"#,
+                r#""recipientAccountId":"1",}"#,
+            ),
+            base.replace(
+                r#""accountId":"1","sessionContext""#,
+                r#""accountId":"1",,"sessionContext""#,
+            ),
+            base.replace(r#""resources":[{"#, r#""resources":[,{"#),
+            base.replace(r#""eventID":"e-1""#, r#""eventID" "e-1""#),
         ];
         for raw in &unusual {
             assert!(record(raw, &mut Index::default()).is_none(), "{raw}");
+        }
+        // The broken ones are refused by serde as well: the file is then reported.
+        for raw in &unusual[6..] {
+            assert!(serde(raw).is_none(), "{raw}");
         }
     }
 

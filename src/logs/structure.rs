@@ -275,25 +275,25 @@ pub(super) fn separated(raw: &[u8], from: usize, to: usize, sep: u8, want: usize
         && between.iter().filter(|&&b| b == sep).count() == want
 }
 
-/// The structural index of one record: the positions (in order) of its unescaped quotes and of
-/// the brackets outside its strings, and for each opening bracket the entry of its closing one.
-/// Built only for records that are read (a few per hundred); it is where their brackets are
-/// checked to nest and match, which the scan of the whole array leaves to it.
+/// The structural index of one record: per 64-byte block, a bit mask of its unescaped quotes
+/// and one of its brackets outside strings. Built only for records that are read (a few per
+/// hundred), from the same block classifier as the scan. [`Index::string_end`] finds a string's
+/// closing quote and [`Index::close_of`] a container's closing bracket; the latter is where the
+/// brackets of a kept record are checked to nest and match, which the scan of the whole array
+/// leaves to it.
 #[derive(Debug, Default)]
 pub struct Index {
-    /// Byte offsets of the entries.
-    pub at: Vec<u32>,
-    /// For an opening bracket's entry, the entry of its closing bracket; 0 for the others.
-    pub pair: Vec<u32>,
+    /// Per block: (unescaped quotes, brackets outside strings).
+    blocks: Vec<(u64, u64)>,
     /// Whether the record holds a backslash anywhere.
     pub escapes: bool,
-    /// Scratch: the entries of the brackets open.
-    open: Vec<u32>,
 }
 
+/// Containers nested deeper than this inside a skipped value are left to the full parser.
+const SKIP_DEPTH: u32 = 64;
+
 impl Index {
-    /// Indexes `raw`, a record [`records`] delimited. False when its brackets do not nest and
-    /// match (the record is then not of the usual shape).
+    /// Indexes `raw`, a record [`records`] delimited. False when it ends inside a string.
     pub fn build(&mut self, raw: &[u8]) -> bool {
         #[cfg(target_arch = "x86_64")]
         match level() {
@@ -322,51 +322,71 @@ impl Index {
 
     #[inline(always)]
     fn build_with<const LEVEL: u8>(&mut self, raw: &[u8]) -> bool {
-        self.at.clear();
-        self.pair.clear();
-        self.open.clear();
-        self.escapes = false;
+        self.blocks.clear();
+        let mut backslash = 0u64;
         let mut strings = Strings::default();
         let mut tail = [b' '; 64];
         let mut pos = 0usize;
         while pos < raw.len() {
-            let block = block_at(raw, pos, &mut tail);
-            let m = strings.classify::<LEVEL>(block);
-            self.escapes |= m.backslash != 0;
-            let opens = m.open & !m.in_string;
-            let closes = m.close & !m.in_string;
-            let all = m.quote | opens | closes;
-            // Every entry first, without a branch on its kind (most are quotes)...
-            let base = self.at.len();
-            let mut bits = all;
-            while bits != 0 {
-                self.at.push((pos + bits.trailing_zeros() as usize) as u32);
-                bits &= bits - 1;
-            }
-            self.pair.resize(self.at.len(), 0);
-            // ...then the brackets alone, each entry's index counted from the bits below it.
-            let mut brackets = opens | closes;
-            while brackets != 0 {
-                let i = brackets.trailing_zeros();
-                brackets &= brackets - 1;
-                let entry = (base + (all & ((1u64 << i) - 1)).count_ones() as usize) as u32;
-                if opens & (1 << i) != 0 {
-                    self.open.push(entry);
-                } else {
-                    let Some(open) = self.open.pop() else {
-                        return false;
-                    };
-                    // `{` and `}` differ from `[` and `]` in bit 5.
-                    let open_at = self.at[open as usize] as usize;
-                    if (raw[open_at] ^ block[i as usize]) & 0x20 != 0 {
-                        return false;
-                    }
-                    self.pair[open as usize] = entry;
-                }
-            }
+            let m = strings.classify::<LEVEL>(block_at(raw, pos, &mut tail));
+            backslash |= m.backslash;
+            self.blocks
+                .push((m.quote, (m.open | m.close) & !m.in_string));
             pos += 64;
         }
-        self.open.is_empty() && !strings.in_string
+        self.escapes = backslash != 0;
+        !strings.in_string
+    }
+
+    /// The first unescaped quote at or after `from`.
+    #[inline]
+    pub fn string_end(&self, from: usize) -> Option<usize> {
+        let mut block = from / 64;
+        let mut bits = self.blocks.get(block)?.0 & (!0u64 << (from % 64));
+        while bits == 0 {
+            block += 1;
+            bits = self.blocks.get(block)?.0;
+        }
+        Some(block * 64 + bits.trailing_zeros() as usize)
+    }
+
+    /// The closing bracket of the container `raw[at]` opens, once every bracket up to it has been
+    /// checked to match its kind (`None` when one does not, or when they nest deeper than
+    /// [`SKIP_DEPTH`]). `raw` is the record this index was built from.
+    pub fn close_of(&self, raw: &[u8], at: usize) -> Option<usize> {
+        // The kinds of the brackets open, one bit each (1 for a brace), innermost lowest.
+        let mut kinds = 0u64;
+        let mut depth = 0u32;
+        let mut block = at / 64;
+        let mut bits = self.blocks.get(block)?.1 & (!0u64 << (at % 64));
+        loop {
+            while bits != 0 {
+                let p = block * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let b = *raw.get(p)?;
+                // `{` and `}` have bit 5 set, `[` and `]` not; `{` and `[` have bit 1 set,
+                // `}` and `]` not.
+                let brace = u64::from(b & 0x20 != 0);
+                if b & 0x02 != 0 {
+                    if depth == SKIP_DEPTH {
+                        return None;
+                    }
+                    kinds = kinds << 1 | brace;
+                    depth += 1;
+                } else {
+                    if depth == 0 || kinds & 1 != brace {
+                        return None;
+                    }
+                    kinds >>= 1;
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(p);
+                    }
+                }
+            }
+            block += 1;
+            bits = self.blocks.get(block)?.1;
+        }
     }
 }
 
@@ -777,7 +797,6 @@ mod tests {
             for end in from..=to {
                 let raw = &json.as_bytes()[from..end];
                 let base_ok = index[0].build_with::<BASE>(raw);
-                assert_eq!(base_ok, end == to || end == from, "{}", &json[from..end]);
                 // SAFETY: only levels the CPU has.
                 let ok = [
                     base_ok,
@@ -785,16 +804,10 @@ mod tests {
                     top == AVX512 && unsafe { index[2].build_avx512(raw) },
                 ];
                 assert_eq!(ok[1], base_ok);
-                assert_eq!(
-                    (&index[1].at, &index[1].pair),
-                    (&index[0].at, &index[0].pair)
-                );
+                assert_eq!(index[1].blocks, index[0].blocks, "{}", &json[from..end]);
                 if top == AVX512 {
                     assert_eq!(ok[2], base_ok);
-                    assert_eq!(
-                        (&index[2].at, &index[2].pair),
-                        (&index[0].at, &index[0].pair)
-                    );
+                    assert_eq!(index[2].blocks, index[0].blocks);
                 }
             }
         }
@@ -814,31 +827,35 @@ mod tests {
     }
 
     #[test]
-    fn the_index_pairs_brackets_and_refuses_mismatches() {
-        let raw = r#"{"a":[1,{"b":"}]"}],"c":{}}"#;
+    fn the_index_finds_string_ends_and_matching_brackets() {
+        let raw = r#"{"a":[1,{"b":"}]\"x"}],"c":{}}"#.as_bytes();
         let mut index = Index::default();
-        assert!(index.build(raw.as_bytes()));
-        let bytes: String = index
-            .at
-            .iter()
-            .map(|&p| raw.as_bytes()[p as usize] as char)
-            .collect();
-        assert_eq!(bytes, r#"{""[{""""}]""{}}"#);
-        // Each opening bracket points at its own closing one.
-        for (entry, &pair) in index.pair.iter().enumerate() {
-            let open = raw.as_bytes()[index.at[entry] as usize];
-            if matches!(open, b'{' | b'[') {
-                let close = raw.as_bytes()[index.at[pair as usize] as usize];
-                assert_eq!(close, open + 2, "entry {entry}");
-            }
+        assert!(index.build(raw));
+        // A string's end is its next unescaped quote; brackets inside strings are not brackets.
+        assert_eq!(index.string_end(2), Some(3));
+        assert_eq!(index.string_end(14), Some(19));
+        assert_eq!(index.close_of(raw, 5), Some(21));
+        assert_eq!(index.close_of(raw, 8), Some(20));
+        assert_eq!(index.close_of(raw, 0), Some(raw.len() - 1));
+        // Past the last block there is nothing to find.
+        assert_eq!(index.string_end(raw.len()), None);
+        // Brackets that do not match their kind, or do not close, are refused.
+        for bad in [r#"{"a":[1}}"#, r#"{"a":[{]}}"#, r#"{"a":[1"#] {
+            assert!(index.build(bad.as_bytes()), "{bad}");
+            assert_eq!(index.close_of(bad.as_bytes(), 5), None, "{bad}");
         }
-        // The array scan counts brackets inside a record; the index checks that they match.
+        // The array scan only counts brackets inside a record; the index checks they match.
         let mismatched = r#"{"a":[1}}"#;
-        let json = format!("[{mismatched}]");
-        assert_eq!(scan(&json).expect("delimited").1, vec![mismatched]);
-        assert!(!index.build(mismatched.as_bytes()));
-        assert!(!index.build(br#"{"a":1"#));
+        assert_eq!(
+            scan(&format!("[{mismatched}]")).expect("delimited").1,
+            vec![mismatched]
+        );
+        // A record that ends inside a string is refused outright.
         assert!(!index.build(br#"{"a":"1}"#));
+        // Nesting deeper than the fast path follows is left to the full parser.
+        let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
+        assert!(index.build(deep.as_bytes()));
+        assert_eq!(index.close_of(deep.as_bytes(), 0), None);
     }
 
     #[test]
