@@ -3,16 +3,16 @@
 //!
 //! A CloudTrail record is about 1.5 KB of which keyproof needs a dozen short strings. The
 //! record's quotes and brackets are first marked in bit masks ([`Index`], 64 bytes at a time);
-//! then one pass walks its members, finds each string's end and each unwanted container's end
-//! from the masks, and borrows the strings it needs straight from the buffer. It handles the
-//! shape CloudTrail writes; anything else — an escape in a key or in a wanted string, a wanted
-//! member twice, a wanted member of the wrong type, brackets that do not match, invalid UTF-8
-//! — makes it give up (`None`), and the caller parses the record in full with serde, which
-//! then reports the problem exactly as it always did. A test holds the two paths to the same
-//! result.
+//! then one pass walks its members from one structural character to the next ([`Tokens`]),
+//! jumps over each unwanted container to its closing bracket, and borrows the strings it needs
+//! straight from the buffer. It handles the shape CloudTrail writes; anything else — an escape
+//! in a key or in a wanted string, a wanted member twice, a wanted member of the wrong type,
+//! brackets that do not match, a missing or extra separator, invalid UTF-8 — makes it give up
+//! (`None`), and the caller parses the record in full with serde, which then reports the
+//! problem exactly as it always did. A test holds the two paths to the same result.
 
 use super::record::{RawIdentity, RawIssuer, RawRecord, RawRequest, RawResource, RawSession};
-use super::structure::Index;
+use super::structure::{Index, Tokens};
 use std::borrow::Cow;
 
 /// A record and its index.
@@ -33,56 +33,85 @@ fn ws(raw: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// Whether `raw[from..to]` is whitespace around exactly `want` (0 or 1) commas.
+#[inline]
+fn separated(raw: &[u8], from: usize, to: usize, want: usize) -> bool {
+    match raw.get(from..to) {
+        // The usual case: nothing, or the comma alone.
+        Some([]) => want == 0,
+        Some([b',']) => want == 1,
+        Some(between) => {
+            between
+                .iter()
+                .all(|&b| b == b',' || b.is_ascii_whitespace())
+                && between.iter().filter(|&&b| b == b',').count() == want
+        }
+        None => false,
+    }
+}
+
 impl<'a> Doc<'a, '_> {
-    /// Walks the object opened at `at`, handing each member's key and the position of its value
-    /// to `member`, which reads or skips the value and returns the position just past it (or
-    /// `None` to give up). Returns the position just past the object's closing brace.
+    /// Takes the next structural character, which must be the one at `at` (the opening quote or
+    /// bracket of the value there).
+    #[inline]
+    fn take(&self, t: &mut Tokens<'_>, at: usize) -> Option<()> {
+        (t.next()? == at).then_some(())
+    }
+
+    /// Walks the object opened at `at` (whose brace `t` has taken), handing each member's key
+    /// and the position of its value to `member`, which reads or skips the value (taking its
+    /// structural characters from `t`) and returns the position just past it, or `None` to give
+    /// up. Returns the position just past the object's closing brace.
     fn object(
         &self,
+        t: &mut Tokens<'_>,
         at: usize,
-        mut member: impl FnMut(&'a [u8], usize) -> Option<usize>,
+        mut member: impl FnMut(&mut Tokens<'_>, &'a [u8], usize) -> Option<usize>,
     ) -> Option<usize> {
         let raw = self.raw;
-        (raw.get(at) == Some(&b'{')).then_some(())?;
-        let mut p = ws(raw, at + 1);
-        if raw.get(p) == Some(&b'}') {
-            return Some(p + 1);
-        }
+        let mut prev = at + 1;
+        let mut first = true;
         loop {
-            (raw.get(p) == Some(&b'"')).then_some(())?;
-            let key_end = self.index.string_end(p + 1)?;
+            let p = t.next()?;
+            match raw[p] {
+                b'}' => return separated(raw, prev, p, 0).then_some(p + 1),
+                b'"' if separated(raw, prev, p, usize::from(!first)) => {}
+                _ => return None,
+            }
+            first = false;
+            // The next structural character after an opening quote is its closing quote.
+            let key_end = t.next()?;
             let key = &raw[p + 1..key_end];
             if self.index.escapes && key.contains(&b'\\') {
                 return None;
             }
-            p = ws(raw, key_end + 1);
-            (raw.get(p) == Some(&b':')).then_some(())?;
-            p = ws(raw, member(key, ws(raw, p + 1))?);
-            match raw.get(p) {
-                Some(b',') => p = ws(raw, p + 1),
-                Some(b'}') => return Some(p + 1),
-                _ => return None,
-            }
+            let colon = ws(raw, key_end + 1);
+            (raw.get(colon) == Some(&b':')).then_some(())?;
+            prev = member(t, key, ws(raw, colon + 1))?;
         }
     }
 
-    /// Walks the array opened at `at`, which must hold only objects, handing each object's
-    /// position to `element` (which returns the position just past it).
-    fn objects(&self, at: usize, mut element: impl FnMut(usize) -> Option<usize>) -> Option<usize> {
+    /// Walks the array opened at `at` (whose bracket `t` has taken), which must hold only
+    /// objects, handing each object's position to `element` (which takes its brace and returns
+    /// the position just past it).
+    fn objects(
+        &self,
+        t: &mut Tokens<'_>,
+        at: usize,
+        mut element: impl FnMut(&mut Tokens<'_>, usize) -> Option<usize>,
+    ) -> Option<usize> {
         let raw = self.raw;
-        (raw.get(at) == Some(&b'[')).then_some(())?;
-        let mut p = ws(raw, at + 1);
-        if raw.get(p) == Some(&b']') {
-            return Some(p + 1);
-        }
+        let mut prev = at + 1;
+        let mut first = true;
         loop {
-            (raw.get(p) == Some(&b'{')).then_some(())?;
-            p = ws(raw, element(p)?);
-            match raw.get(p) {
-                Some(b',') => p = ws(raw, p + 1),
-                Some(b']') => return Some(p + 1),
+            let p = t.next()?;
+            match raw[p] {
+                b']' => return separated(raw, prev, p, 0).then_some(p + 1),
+                b'{' if separated(raw, prev, p, usize::from(!first)) => {}
                 _ => return None,
             }
+            first = false;
+            prev = element(t, p)?;
         }
     }
 
@@ -101,10 +130,17 @@ impl<'a> Doc<'a, '_> {
     }
 
     /// Skips the value at `at`.
-    fn skip(&self, at: usize) -> Option<usize> {
+    fn skip(&self, t: &mut Tokens<'_>, at: usize) -> Option<usize> {
         match *self.raw.get(at)? {
-            b'"' => Some(self.index.string_end(at + 1)? + 1),
-            b'{' | b'[' => Some(self.index.close_of(self.raw, at)? + 1),
+            b'"' => {
+                self.take(t, at)?;
+                Some(t.next()? + 1)
+            }
+            b'{' | b'[' => {
+                let end = self.index.close_of(self.raw, at)? + 1;
+                t.seek(end);
+                Some(end)
+            }
             _ => self.scalar(at),
         }
     }
@@ -116,11 +152,12 @@ impl<'a> Doc<'a, '_> {
 
     /// A wanted string: `null` is absent; a string without escapes is borrowed; anything else
     /// gives up.
-    fn text(&self, at: usize) -> Read<Option<Cow<'a, str>>> {
+    fn text(&self, t: &mut Tokens<'_>, at: usize) -> Read<Option<Cow<'a, str>>> {
         if self.raw.get(at) != Some(&b'"') {
             return self.null(at).then_some((None, at + 4));
         }
-        let end = self.index.string_end(at + 1)?;
+        self.take(t, at)?;
+        let end = t.next()?;
         let inner = self.text.get(at + 1..end)?;
         if self.index.escapes && inner.contains('\\') {
             return None;
@@ -128,15 +165,18 @@ impl<'a> Doc<'a, '_> {
         Some((Some(Cow::Borrowed(inner)), end + 1))
     }
 
-    /// A wanted object (or array, by `read`): `null` is absent.
+    /// A wanted object, or array (by `open`), read by `read` once its bracket is taken: `null`
+    /// is absent.
     fn nested<T>(
         &self,
+        t: &mut Tokens<'_>,
         at: usize,
         open: u8,
-        read: impl FnOnce(usize) -> Read<T>,
+        read: impl FnOnce(&mut Tokens<'_>) -> Read<T>,
     ) -> Read<Option<T>> {
         if self.raw.get(at) == Some(&open) {
-            return read(at).map(|(v, end)| (Some(v), end));
+            self.take(t, at)?;
+            return read(t).map(|(v, end)| (Some(v), end));
         }
         self.null(at).then_some((None, at + 4))
     }
@@ -153,27 +193,27 @@ fn once<T>(slot: &mut Option<T>, seen: &mut u32, bit: u32, read: Read<T>) -> Opt
     Some(end)
 }
 
-fn issuer<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawIssuer<'a>> {
+fn issuer<'a>(d: &Doc<'a, '_>, t: &mut Tokens<'_>, at: usize) -> Read<RawIssuer<'a>> {
     let mut arn = None;
     let mut seen = 0;
-    let end = d.object(at, |k, v| match k {
-        b"arn" => once(&mut arn, &mut seen, 1, d.text(v)),
-        _ => d.skip(v),
+    let end = d.object(t, at, |t, k, v| match k {
+        b"arn" => once(&mut arn, &mut seen, 1, d.text(t, v)),
+        _ => d.skip(t, v),
     })?;
     Some((RawIssuer { arn: arn.flatten() }, end))
 }
 
-fn session<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawSession<'a>> {
+fn session<'a>(d: &Doc<'a, '_>, t: &mut Tokens<'_>, at: usize) -> Read<RawSession<'a>> {
     let mut session_issuer = None;
     let mut seen = 0;
-    let end = d.object(at, |k, v| match k {
+    let end = d.object(t, at, |t, k, v| match k {
         b"sessionIssuer" => once(
             &mut session_issuer,
             &mut seen,
             1,
-            d.nested(v, b'{', |e| issuer(d, e)),
+            d.nested(t, v, b'{', |t| issuer(d, t, v)),
         ),
-        _ => d.skip(v),
+        _ => d.skip(t, v),
     })?;
     let session = RawSession {
         session_issuer: session_issuer.flatten(),
@@ -181,24 +221,24 @@ fn session<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawSession<'a>> {
     Some((session, end))
 }
 
-fn identity<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawIdentity<'a>> {
+fn identity<'a>(d: &Doc<'a, '_>, t: &mut Tokens<'_>, at: usize) -> Read<RawIdentity<'a>> {
     let (mut kind, mut principal_id, mut arn, mut account_id, mut invoked_by) =
         (None, None, None, None, None);
     let mut session_context = None;
     let mut seen = 0;
-    let end = d.object(at, |k, v| match k {
-        b"type" => once(&mut kind, &mut seen, 1, d.text(v)),
-        b"principalId" => once(&mut principal_id, &mut seen, 2, d.text(v)),
-        b"arn" => once(&mut arn, &mut seen, 4, d.text(v)),
-        b"accountId" => once(&mut account_id, &mut seen, 8, d.text(v)),
-        b"invokedBy" => once(&mut invoked_by, &mut seen, 16, d.text(v)),
+    let end = d.object(t, at, |t, k, v| match k {
+        b"type" => once(&mut kind, &mut seen, 1, d.text(t, v)),
+        b"principalId" => once(&mut principal_id, &mut seen, 2, d.text(t, v)),
+        b"arn" => once(&mut arn, &mut seen, 4, d.text(t, v)),
+        b"accountId" => once(&mut account_id, &mut seen, 8, d.text(t, v)),
+        b"invokedBy" => once(&mut invoked_by, &mut seen, 16, d.text(t, v)),
         b"sessionContext" => once(
             &mut session_context,
             &mut seen,
             32,
-            d.nested(v, b'{', |e| session(d, e)),
+            d.nested(t, v, b'{', |t| session(d, t, v)),
         ),
-        _ => d.skip(v),
+        _ => d.skip(t, v),
     })?;
     let identity = RawIdentity {
         kind: kind.flatten(),
@@ -211,12 +251,12 @@ fn identity<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawIdentity<'a>> {
     Some((identity, end))
 }
 
-fn request<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawRequest<'a>> {
+fn request<'a>(d: &Doc<'a, '_>, t: &mut Tokens<'_>, at: usize) -> Read<RawRequest<'a>> {
     let mut key_id = None;
     let mut seen = 0;
-    let end = d.object(at, |k, v| match k {
-        b"keyId" => once(&mut key_id, &mut seen, 1, d.text(v)),
-        _ => d.skip(v),
+    let end = d.object(t, at, |t, k, v| match k {
+        b"keyId" => once(&mut key_id, &mut seen, 1, d.text(t, v)),
+        _ => d.skip(t, v),
     })?;
     Some((
         RawRequest {
@@ -226,13 +266,13 @@ fn request<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawRequest<'a>> {
     ))
 }
 
-fn resource<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawResource<'a>> {
+fn resource<'a>(d: &Doc<'a, '_>, t: &mut Tokens<'_>, at: usize) -> Read<RawResource<'a>> {
     let (mut arn, mut kind) = (None, None);
     let mut seen = 0;
-    let end = d.object(at, |k, v| match k {
-        b"ARN" => once(&mut arn, &mut seen, 1, d.text(v)),
-        b"type" => once(&mut kind, &mut seen, 2, d.text(v)),
-        _ => d.skip(v),
+    let end = d.object(t, at, |t, k, v| match k {
+        b"ARN" => once(&mut arn, &mut seen, 1, d.text(t, v)),
+        b"type" => once(&mut kind, &mut seen, 2, d.text(t, v)),
+        _ => d.skip(t, v),
     })?;
     let resource = RawResource {
         arn: arn.flatten(),
@@ -241,10 +281,10 @@ fn resource<'a>(d: &Doc<'a, '_>, at: usize) -> Read<RawResource<'a>> {
     Some((resource, end))
 }
 
-fn resources<'a>(d: &Doc<'a, '_>, at: usize) -> Read<Vec<RawResource<'a>>> {
+fn resources<'a>(d: &Doc<'a, '_>, t: &mut Tokens<'_>, at: usize) -> Read<Vec<RawResource<'a>>> {
     let mut out = Vec::new();
-    let end = d.objects(at, |e| {
-        let (r, end) = resource(d, e)?;
+    let end = d.objects(t, at, |t, e| {
+        let (r, end) = resource(d, t, e)?;
         out.push(r);
         Some(end)
     })?;
@@ -266,35 +306,43 @@ pub fn record<'a>(record: &'a str, index: &mut Index) -> Option<RawRecord<'a>> {
     let (mut user_identity, mut request_parameters, mut response, mut resource_list) =
         (None, None, None, None);
     let mut seen = 0u32;
-    let end = d.object(ws(raw, 0), |k, v| match k {
-        b"eventID" => once(&mut event_id, &mut seen, 1, d.text(v)),
-        b"eventTime" => once(&mut event_time, &mut seen, 2, d.text(v)),
-        b"eventSource" => once(&mut event_source, &mut seen, 4, d.text(v)),
-        b"eventName" => once(&mut event_name, &mut seen, 8, d.text(v)),
-        b"awsRegion" => once(&mut aws_region, &mut seen, 16, d.text(v)),
-        b"recipientAccountId" => once(&mut recipient, &mut seen, 32, d.text(v)),
-        b"sourceIPAddress" => once(&mut source_ip, &mut seen, 64, d.text(v)),
-        b"errorCode" => once(&mut error_code, &mut seen, 128, d.text(v)),
+    let start = ws(raw, 0);
+    let mut t = index.tokens(0);
+    d.take(&mut t, start)?;
+    let end = d.object(&mut t, start, |t, k, v| match k {
+        b"eventID" => once(&mut event_id, &mut seen, 1, d.text(t, v)),
+        b"eventTime" => once(&mut event_time, &mut seen, 2, d.text(t, v)),
+        b"eventSource" => once(&mut event_source, &mut seen, 4, d.text(t, v)),
+        b"eventName" => once(&mut event_name, &mut seen, 8, d.text(t, v)),
+        b"awsRegion" => once(&mut aws_region, &mut seen, 16, d.text(t, v)),
+        b"recipientAccountId" => once(&mut recipient, &mut seen, 32, d.text(t, v)),
+        b"sourceIPAddress" => once(&mut source_ip, &mut seen, 64, d.text(t, v)),
+        b"errorCode" => once(&mut error_code, &mut seen, 128, d.text(t, v)),
         b"userIdentity" => once(
             &mut user_identity,
             &mut seen,
             256,
-            d.nested(v, b'{', |e| identity(&d, e)),
+            d.nested(t, v, b'{', |t| identity(&d, t, v)),
         ),
         b"requestParameters" => once(
             &mut request_parameters,
             &mut seen,
             512,
-            d.nested(v, b'{', |e| request(&d, e)),
+            d.nested(t, v, b'{', |t| request(&d, t, v)),
         ),
-        b"responseElements" => once(&mut response, &mut seen, 1024, d.skip(v).map(|e| ((), e))),
+        b"responseElements" => once(
+            &mut response,
+            &mut seen,
+            1024,
+            d.skip(t, v).map(|e| ((), e)),
+        ),
         b"resources" => once(
             &mut resource_list,
             &mut seen,
             2048,
-            d.nested(v, b'[', |e| resources(&d, e)),
+            d.nested(t, v, b'[', |t| resources(&d, t, v)),
         ),
-        _ => d.skip(v),
+        _ => d.skip(t, v),
     })?;
     // The record is the whole input: nothing but whitespace follows its closing brace.
     (ws(raw, end) == raw.len()).then_some(())?;

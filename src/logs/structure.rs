@@ -277,8 +277,9 @@ pub(super) fn separated(raw: &[u8], from: usize, to: usize, sep: u8, want: usize
 
 /// The structural index of one record: per 64-byte block, a bit mask of its unescaped quotes
 /// and one of its brackets outside strings. Built only for records that are read (a few per
-/// hundred), from the same block classifier as the scan. [`Index::string_end`] finds a string's
-/// closing quote and [`Index::close_of`] a container's closing bracket; the latter is where the
+/// hundred), from the same block classifier as the scan. [`Index::tokens`] walks its quotes and
+/// brackets in order, and [`Index::close_of`] finds a container's closing bracket; the latter is
+/// where the
 /// brackets of a kept record are checked to nest and match, which the scan of the whole array
 /// leaves to it.
 #[derive(Debug, Default)]
@@ -338,16 +339,15 @@ impl Index {
         !strings.in_string
     }
 
-    /// The first unescaped quote at or after `from`.
-    #[inline]
-    pub fn string_end(&self, from: usize) -> Option<usize> {
-        let mut block = from / 64;
-        let mut bits = self.blocks.get(block)?.0 & (!0u64 << (from % 64));
-        while bits == 0 {
-            block += 1;
-            bits = self.blocks.get(block)?.0;
-        }
-        Some(block * 64 + bits.trailing_zeros() as usize)
+    /// The record's quotes and brackets from `from` on, in order.
+    pub fn tokens(&self, from: usize) -> Tokens<'_> {
+        let mut tokens = Tokens {
+            blocks: &self.blocks,
+            block: 0,
+            bits: 0,
+        };
+        tokens.seek(from);
+        tokens
     }
 
     /// The closing bracket of the container `raw[at]` opens, once every bracket up to it has been
@@ -387,6 +387,44 @@ impl Index {
             block += 1;
             bits = self.blocks.get(block)?.1;
         }
+    }
+}
+
+/// A cursor over a record's structural characters (its unescaped quotes, and its brackets
+/// outside strings), in order. The next one is a bit operation away, so a walk over the record
+/// does not wait on a search for each string's end.
+pub struct Tokens<'i> {
+    blocks: &'i [(u64, u64)],
+    block: usize,
+    /// The current block's characters not yet taken.
+    bits: u64,
+}
+
+impl Tokens<'_> {
+    /// The position of the next structural character.
+    #[inline(always)]
+    #[allow(clippy::should_implement_trait)] // a cursor that also seeks, not an iterator
+    pub fn next(&mut self) -> Option<usize> {
+        while self.bits == 0 {
+            self.block += 1;
+            let &(quotes, brackets) = self.blocks.get(self.block)?;
+            self.bits = quotes | brackets;
+        }
+        let i = self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some(self.block * 64 + i)
+    }
+
+    /// Moves the cursor so that [`Tokens::next`] gives the first character at or after `pos`.
+    #[inline]
+    pub fn seek(&mut self, pos: usize) {
+        self.block = pos / 64;
+        self.bits = self
+            .blocks
+            .get(self.block)
+            .map_or(0, |&(quotes, brackets)| {
+                (quotes | brackets) & (!0u64 << (pos % 64))
+            });
     }
 }
 
@@ -831,14 +869,21 @@ mod tests {
         let raw = r#"{"a":[1,{"b":"}]\"x"}],"c":{}}"#.as_bytes();
         let mut index = Index::default();
         assert!(index.build(raw));
-        // A string's end is its next unescaped quote; brackets inside strings are not brackets.
-        assert_eq!(index.string_end(2), Some(3));
-        assert_eq!(index.string_end(14), Some(19));
+        // The structural characters in order; brackets inside strings, and escaped quotes, are
+        // not among them.
+        let mut tokens = index.tokens(0);
+        let all: Vec<usize> = std::iter::from_fn(|| tokens.next()).collect();
+        assert_eq!(
+            all,
+            [0, 1, 3, 5, 8, 9, 11, 13, 19, 20, 21, 23, 25, 27, 28, 29]
+        );
+        let mut tokens = index.tokens(14);
+        assert_eq!((tokens.next(), tokens.next()), (Some(19), Some(20)));
+        tokens.seek(raw.len());
+        assert_eq!(tokens.next(), None);
         assert_eq!(index.close_of(raw, 5), Some(21));
         assert_eq!(index.close_of(raw, 8), Some(20));
         assert_eq!(index.close_of(raw, 0), Some(raw.len() - 1));
-        // Past the last block there is nothing to find.
-        assert_eq!(index.string_end(raw.len()), None);
         // Brackets that do not match their kind, or do not close, are refused.
         for bad in [r#"{"a":[1}}"#, r#"{"a":[{]}}"#, r#"{"a":[1"#] {
             assert!(index.build(bad.as_bytes()), "{bad}");
