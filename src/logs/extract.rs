@@ -12,7 +12,7 @@
 //! problem exactly as it always did. A test holds the two paths to the same result.
 
 use super::record::{RawIdentity, RawIssuer, RawRecord, RawRequest, RawResource, RawSession};
-use super::structure::{Index, Tokens};
+use super::structure::{Index, Tokens, separated};
 use std::borrow::Cow;
 
 /// A record and its index.
@@ -31,23 +31,6 @@ fn ws(raw: &[u8], mut at: usize) -> usize {
         at += 1;
     }
     at
-}
-
-/// Whether `raw[from..to]` is whitespace around exactly `want` (0 or 1) commas.
-#[inline]
-fn separated(raw: &[u8], from: usize, to: usize, want: usize) -> bool {
-    match raw.get(from..to) {
-        // The usual case: nothing, or the comma alone.
-        Some([]) => want == 0,
-        Some([b',']) => want == 1,
-        Some(between) => {
-            between
-                .iter()
-                .all(|&b| b == b',' || b.is_ascii_whitespace())
-                && between.iter().filter(|&&b| b == b',').count() == want
-        }
-        None => false,
-    }
 }
 
 impl<'a> Doc<'a, '_> {
@@ -74,8 +57,8 @@ impl<'a> Doc<'a, '_> {
         loop {
             let p = t.next()?;
             match raw[p] {
-                b'}' => return separated(raw, prev, p, 0).then_some(p + 1),
-                b'"' if separated(raw, prev, p, usize::from(!first)) => {}
+                b'}' => return separated(raw, prev, p, b',', 0).then_some(p + 1),
+                b'"' if separated(raw, prev, p, b',', usize::from(!first)) => {}
                 _ => return None,
             }
             first = false;
@@ -106,8 +89,8 @@ impl<'a> Doc<'a, '_> {
         loop {
             let p = t.next()?;
             match raw[p] {
-                b']' => return separated(raw, prev, p, 0).then_some(p + 1),
-                b'{' if separated(raw, prev, p, usize::from(!first)) => {}
+                b']' => return separated(raw, prev, p, b',', 0).then_some(p + 1),
+                b'{' if separated(raw, prev, p, b',', usize::from(!first)) => {}
                 _ => return None,
             }
             first = false;

@@ -265,14 +265,20 @@ impl Walk {
     }
 }
 
-/// Whether `raw[from..to]` is whitespace around exactly `want` separators `sep` (between the
-/// records of the array here, between members and elements in `extract`).
+/// Whether `raw[from..to]` is whitespace around exactly `want` (0 or 1) separators `sep`
+/// (between the records of the array here, between members and elements in `extract`).
+#[inline]
 pub(super) fn separated(raw: &[u8], from: usize, to: usize, sep: u8, want: usize) -> bool {
-    let Some(between) = raw.get(from..to) else {
-        return false;
-    };
-    between.iter().all(|&b| b == sep || b.is_ascii_whitespace())
-        && between.iter().filter(|&&b| b == sep).count() == want
+    match raw.get(from..to) {
+        // The usual case: nothing, or the separator alone.
+        Some([]) => want == 0,
+        Some([b]) if *b == sep => want == 1,
+        Some(between) => {
+            between.iter().all(|&b| b == sep || b.is_ascii_whitespace())
+                && between.iter().filter(|&&b| b == sep).count() == want
+        }
+        None => false,
+    }
 }
 
 /// The structural index of one record: per 64-byte block, a bit mask of its unescaped quotes
