@@ -929,6 +929,15 @@ fn produce(
     let (controls, config) = load_rules(eval, snapshot_path)?;
     let findings = evaluate(&loaded.snapshot, &controls, &config);
     let mut report = build_report(loaded, &controls, &config, &findings, eval.framework);
+    // A sealed run takes its seal time, reads the history and seals under the seal lock, so that
+    // it links to every run sealed before it and one sealed at the same moment waits its turn.
+    let _seal_lock = match seal {
+        Some(_) => Some(
+            crate::schedule::seal_lock(&runs_dir_of(out))
+                .context("could not take the runs directory's seal lock")?,
+        ),
+        None => None,
+    };
     let sealed_at = Utc::now();
     if seal.is_some() {
         report.history = history_section(out, sealed_at, &findings, &controls);

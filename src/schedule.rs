@@ -102,25 +102,48 @@ impl Schedule {
     }
 }
 
-/// Held while a run is in progress; released when dropped (or when the process dies).
+/// The lock file in the runs directory held while a run is sealed: from the moment its seal
+/// time is taken until its manifest is written, so that runs sealed at once into one directory
+/// link one after the other and never both to the same predecessor (which would fork the chain).
+/// It is not the run lock: the scheduler holds that one while the run it started seals.
+pub const SEAL_LOCK_FILE: &str = ".keyproof-seal.lock";
+
+/// Held while a run is in progress (or sealed); released when dropped (or when the process
+/// dies).
 pub struct RunLock {
     _file: File,
 }
 
-/// Takes the run lock of `runs_dir`, or `None` when another run holds it.
-pub fn try_lock(runs_dir: &Path) -> Result<Option<RunLock>, ScheduleError> {
-    let path = runs_dir.join(LOCK_FILE);
-    let err = |source| ScheduleError::Lock {
+/// Opens (creating) the lock file `name` in `runs_dir`.
+fn lock_file(
+    runs_dir: &Path,
+    name: &str,
+) -> Result<(File, impl Fn(std::io::Error) -> ScheduleError), ScheduleError> {
+    let path = runs_dir.join(name);
+    let err = move |source| ScheduleError::Lock {
         path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(runs_dir).map_err(err)?;
+    std::fs::create_dir_all(runs_dir).map_err(&err)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
-        .map_err(err)?;
+        .open(runs_dir.join(name))
+        .map_err(&err)?;
+    Ok((file, err))
+}
+
+/// Takes the seal lock of `runs_dir`, waiting while another run is being sealed.
+pub fn seal_lock(runs_dir: &Path) -> Result<RunLock, ScheduleError> {
+    let (file, err) = lock_file(runs_dir, SEAL_LOCK_FILE)?;
+    file.lock().map_err(err)?;
+    Ok(RunLock { _file: file })
+}
+
+/// Takes the run lock of `runs_dir`, or `None` when another run holds it.
+pub fn try_lock(runs_dir: &Path) -> Result<Option<RunLock>, ScheduleError> {
+    let (file, err) = lock_file(runs_dir, LOCK_FILE)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(RunLock { _file: file })),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -276,6 +299,31 @@ mod tests {
         assert_eq!(old[0].needed_by, None);
         assert_eq!(old[1].needed_by.as_deref(), Some("2026-11"));
         assert!(expired(root.path(), 0, now).is_empty());
+    }
+
+    #[test]
+    fn a_seal_waits_for_the_seal_before_it_and_not_for_the_run_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The scheduler's run lock does not hold up the seal of the run it started.
+        let _run = try_lock(dir.path()).expect("lock").expect("free");
+        let held = seal_lock(dir.path()).expect("seal lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let lock = seal_lock(&path).expect("seal lock");
+            tx.send(()).expect("send");
+            drop(lock);
+        });
+        // While one seal holds the lock, the next one waits...
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err()
+        );
+        drop(held);
+        // ...and goes on as soon as it is released.
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the second seal went on");
+        waiter.join().expect("thread");
     }
 
     #[test]

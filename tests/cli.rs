@@ -555,6 +555,44 @@ fn seal_run(dir: &TestDir, name: &str, snapshot: &keyproof::snapshot::Snapshot, 
 }
 
 #[test]
+fn a_run_sealed_while_another_seals_waits_and_links_after_it() {
+    let dir = TestDir::new();
+    let s = sample_estate();
+    seal_run(&dir, "2026-10", &s, "json");
+    // Another run of the same runs directory is sealing (the test holds its seal lock).
+    let runs = dir.path("runs");
+    let held = keyproof::schedule::seal_lock(&runs).expect("seal lock");
+    let file = dir.path("2026-11.json");
+    write_snapshot(&s, &file).expect("snapshot");
+    let out = runs.join("2026-11");
+    let cwd = tempfile::tempdir().expect("cwd");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyproof"));
+    for var in util::AMBIENT_AWS {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .env_remove("KEYPROOF_SIGNING_KEY")
+        .args(["report", file.to_str().unwrap_or_default(), "--out"])
+        .arg(&out)
+        .args(["--format", "json", "--seal"])
+        .current_dir(cwd.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("keyproof");
+    // It waits for the seal before it: no manifest, still running.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(child.try_wait().expect("status").is_none());
+    assert!(!out.join("manifest.json").exists());
+    drop(held);
+    assert!(child.wait().expect("status").success());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(manifest["previous"]["run_id"], "2026-10");
+}
+
+#[test]
 fn history_and_diff_over_three_runs_give_exactly_the_changes_made() {
     let dir = TestDir::new();
     const QUEUE: &str = "https://sqs.eu-west-1.amazonaws.com/111122223333/payments-retry-queue";

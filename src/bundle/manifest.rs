@@ -116,6 +116,16 @@ pub enum SealError {
     Encode(#[from] serde_json::Error),
     #[error("cannot sign the manifest: {0}")]
     Sign(String),
+    #[error(
+        "run {run_id} beside this one was sealed at {sealed_at}, not before this run's {this}: \
+         sealing would fork the chain of runs; check the machine's clock, or seal into a \
+         directory of its own"
+    )]
+    OutOfOrder {
+        run_id: String,
+        sealed_at: DateTime<Utc>,
+        this: DateTime<Utc>,
+    },
 }
 
 /// What the caller knows about the run.
@@ -130,8 +140,10 @@ pub struct SealInput<'a> {
 }
 
 /// Writes `manifest.json` (and `manifest.sig` when a signer is given) into `dir`, hashing every
-/// other file there and linking to the newest sealed sibling run sealed before this one.
-/// Returns the manifest and the SHA-256 of its bytes.
+/// other file there and linking to the newest sealed sibling run. A sibling sealed at or after
+/// `sealed_at` is refused (`OutOfOrder`): linking past it would give two runs the same
+/// predecessor. (The CLI seals under the runs directory's seal lock, with the time taken inside
+/// it, so its runs are sealed in time order.) Returns the manifest and the SHA-256 of its bytes.
 pub fn seal(dir: &Path, input: SealInput<'_>) -> Result<(Manifest, String), SealError> {
     // A stale signature from an earlier seal of the same directory must not survive.
     let sig_path = dir.join(SIGNATURE);
@@ -146,7 +158,19 @@ pub fn seal(dir: &Path, input: SealInput<'_>) -> Result<(Manifest, String), Seal
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let previous = previous_run(dir, input.sealed_at);
+    let previous = match newest_sibling(dir) {
+        Some((m, _)) if m.sealed_at >= input.sealed_at => {
+            return Err(SealError::OutOfOrder {
+                run_id: m.run_id,
+                sealed_at: m.sealed_at,
+                this: input.sealed_at,
+            });
+        }
+        newest => newest.map(|(m, sha)| PreviousRun {
+            run_id: m.run_id,
+            manifest_sha256: sha,
+        }),
+    };
     let manifest = Manifest {
         format: 1,
         tool: format!("keyproof {}", env!("CARGO_PKG_VERSION")),
@@ -226,8 +250,9 @@ pub fn read_manifest(dir: &Path) -> Option<(Manifest, String, Vec<u8>)> {
     Some((manifest, sha, bytes))
 }
 
-/// The newest sibling run (same parent directory) sealed before `before`.
-fn previous_run(dir: &Path, before: DateTime<Utc>) -> Option<PreviousRun> {
+/// The newest sealed sibling run (same parent directory): its manifest and the manifest's
+/// SHA-256.
+fn newest_sibling(dir: &Path) -> Option<(Manifest, String)> {
     let parent = dir.parent()?;
     let own = dir.file_name()?;
     std::fs::read_dir(parent)
@@ -235,10 +260,57 @@ fn previous_run(dir: &Path, before: DateTime<Utc>) -> Option<PreviousRun> {
         .filter_map(Result::ok)
         .filter(|e| e.file_name() != own && e.path().is_dir())
         .filter_map(|e| read_manifest(&e.path()))
-        .filter(|(m, _, _)| m.sealed_at < before)
         .max_by(|a, b| a.0.sealed_at.cmp(&b.0.sealed_at))
-        .map(|(m, sha, _)| PreviousRun {
-            run_id: m.run_id,
-            manifest_sha256: sha,
-        })
+        .map(|(m, sha, _)| (m, sha))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seal_at(dir: &Path, at: &str) -> Result<(Manifest, String), SealError> {
+        std::fs::create_dir_all(dir).expect("dir");
+        std::fs::write(dir.join("findings.json"), "{}").expect("file");
+        seal(
+            dir,
+            SealInput {
+                snapshot_sha256: "s",
+                controls_digest: "c",
+                config_sha256: "k",
+                framework: "pci-dss-4.0.1",
+                scope: ManifestScope {
+                    accounts: vec![],
+                    regions: vec![],
+                },
+                sealed_at: at.parse().expect("time"),
+                signer: None,
+            },
+        )
+    }
+
+    #[test]
+    fn runs_link_in_seal_order_and_a_seal_that_would_fork_the_chain_is_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (first, first_sha) =
+            seal_at(&root.path().join("a"), "2026-11-01T06:00:00Z").expect("first");
+        assert!(first.previous.is_none());
+        let (second, _) = seal_at(&root.path().join("b"), "2026-11-01T06:00:05Z").expect("second");
+        let link = second.previous.expect("linked");
+        assert_eq!(
+            (link.run_id.as_str(), link.manifest_sha256),
+            ("a", first_sha)
+        );
+        // A run whose seal time is not after the newest sealed one would link to an older run,
+        // which then has two successors: refused, and nothing is written.
+        let late = root.path().join("c");
+        for at in ["2026-11-01T06:00:03Z", "2026-11-01T06:00:05Z"] {
+            let err = seal_at(&late, at).expect_err("out of order");
+            assert!(matches!(&err, SealError::OutOfOrder { run_id, .. } if run_id == "b"));
+            assert!(err.to_string().contains("fork the chain"), "{err}");
+            assert!(!late.join(MANIFEST).exists());
+        }
+        // Sealing a run again keeps its own place: its own manifest is not a sibling.
+        let (again, _) = seal_at(&root.path().join("b"), "2026-11-01T06:00:06Z").expect("again");
+        assert_eq!(again.previous.map(|p| p.run_id).as_deref(), Some("a"));
+    }
 }
