@@ -36,6 +36,12 @@ const MAX_DEPTH: usize = 512;
 /// The depth of a record's own members: inside the array (1) and the record's braces (2).
 const RECORD: usize = 2;
 
+/// How far ahead of the scan its data is asked into the L1 cache. A decompressed file is larger
+/// than the core's L2, so its start has gone to L3 by the time the scan reads it; the hardware
+/// prefetcher alone left the scan waiting (about 9.5 GB/s over a 3 MB file against 15 GB/s in
+/// L1; 12 GB/s with this, measured with 512 B to 4 KB: 1 KB was best).
+const PREFETCH: usize = 1024;
+
 /// Why a scan stopped: the array's structure broke, or the caller refused a record.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stop<E> {
@@ -113,6 +119,16 @@ fn records_with<const LEVEL: u8, E>(
     let mut pos = 0usize;
     let mut tail = [b' '; 64];
     while pos < array.len() {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(ahead) = array.get(pos + PREFETCH..) {
+            // SAFETY: a prefetch is a hint that never faults; the address is inside `array`.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(
+                    ahead.as_ptr().cast(),
+                    std::arch::x86_64::_MM_HINT_T0,
+                )
+            };
+        }
         let block = block_at(array, pos, &mut tail);
         let masks = strings.classify::<LEVEL>(block);
         let in_string = masks.in_string;
