@@ -348,15 +348,14 @@ fn event_source(raw: &[u8], key: &Finder<'_>) -> Source {
     if raw.get(i) != Some(&b'"') {
         return Source::Unknown;
     }
+    // The value is short: a look at its bytes, not a search.
     let value = &raw[i + 1..];
-    match memchr::memchr2(b'"', b'\\', value) {
-        Some(end) if value[end] == b'"' => {
-            if &value[..end] == super::record::KMS_SOURCE.as_bytes() {
-                Source::Kms
-            } else {
-                Source::Other
-            }
-        }
+    let kms = super::record::KMS_SOURCE.as_bytes();
+    if value.get(kms.len()) == Some(&b'"') && value.starts_with(kms) {
+        return Source::Kms;
+    }
+    match value.iter().find(|&&b| b == b'"' || b == b'\\') {
+        Some(b'"') => Source::Other,
         _ => Source::Unknown,
     }
 }
