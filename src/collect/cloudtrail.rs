@@ -11,11 +11,13 @@ use crate::logs::record::RawRecord;
 use crate::snapshot::{EventSelectors, EvidenceKind, KmsEvent, KmsEventSummary, Trail};
 use aws_sdk_cloudtrail::Client;
 use aws_sdk_cloudtrail::types::{
-    AdvancedEventSelector, EventSelector, LookupAttribute, LookupAttributeKey, ReadWriteType,
+    AdvancedEventSelector, Event, EventSelector, LookupAttribute, LookupAttributeKey, ReadWriteType,
 };
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 const SERVICE: &str = "cloudtrail";
 const KMS_SOURCE: &str = "kms.amazonaws.com";
@@ -293,12 +295,126 @@ pub fn advanced_selectors(selectors: &[AdvancedEventSelector]) -> EventSelectors
     out
 }
 
-async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSummary> {
+/// Counts one event into the summary, and keeps it when it is notable (administrative or
+/// failed). `until` stands in for an event without a time.
+fn summarise(summary: &mut KmsEventSummary, event: &Event, until: DateTime<Utc>) {
+    let name = event.event_name().unwrap_or("<unnamed>").to_string();
+    // The same typed record the log-file reader uses; an unreadable one still counts.
+    let record: Option<RawRecord<'_>> = event
+        .cloud_trail_event()
+        .and_then(|raw| serde_json::from_str(raw).ok());
+    let text = |v: Option<&std::borrow::Cow<'_, str>>| v.map(|s| s.to_string());
+    let error_code = text(record.as_ref().and_then(|r| r.error_code.as_ref()));
+    summary.total_events += 1;
+    *summary.by_event_name.entry(name.clone()).or_default() += 1;
+    if let Some(code) = &error_code {
+        *summary.errors_by_code.entry(code.clone()).or_default() += 1;
+    }
+    let notable = error_code.is_some() || ADMINISTRATIVE_EVENTS.contains(&name.as_str());
+    if !notable {
+        return;
+    }
+    let key_arn = text(
+        record
+            .as_ref()
+            .and_then(|r| r.resources.iter().flatten().find_map(|r| r.arn.as_ref())),
+    )
+    .or_else(|| {
+        event
+            .resources()
+            .iter()
+            .find(|r| r.resource_type() == Some("AWS::KMS::Key"))
+            .and_then(|r| r.resource_name().map(str::to_string))
+    })
+    .or_else(|| {
+        text(
+            record
+                .as_ref()
+                .and_then(|r| r.request_parameters.as_ref())
+                .and_then(|p| p.key_id.as_ref()),
+        )
+    });
+    let principal_arn = text(
+        record
+            .as_ref()
+            .and_then(|r| r.user_identity.as_ref())
+            .and_then(|u| u.arn.as_ref()),
+    );
+    let source_ip = text(record.as_ref().and_then(|r| r.source_ip_address.as_ref()));
+    summary.notable.push(KmsEvent {
+        event_id: event.event_id().unwrap_or_default().to_string(),
+        event_time: event.event_time().and_then(to_utc).unwrap_or(until),
+        event_name: name,
+        principal_arn,
+        source_ip,
+        key_arn,
+        error_code,
+    });
+}
+
+/// What [`kms_event_pages`] read.
+#[derive(Debug, Clone, Copy)]
+pub struct Pages {
+    pub read: u64,
+    /// Whether the last page of the window was read (not stopped early by the caller).
+    pub complete: bool,
+}
+
+/// Why [`kms_event_pages`] stopped before the last page.
+#[derive(Debug)]
+pub enum PagesStop<E> {
+    /// A page could not be read.
+    Api(ApiFailure),
+    /// The caller refused a page.
+    Page(E),
+}
+
+/// Pages through LookupEvents' KMS events between `since` and `until` (newest first, 50 a page,
+/// the API's maximum), pausing `pace` between pages: LookupEvents allows two requests a second
+/// per account and region. Each page's events go to `on_page`, which returns `Ok(false)` to
+/// stop early (keeping what was read) or an error to stop with it.
+/// Both the collector's summary and the LookupEvents event source read the history this way.
+pub async fn kms_event_pages<E>(
+    client: &Client,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    pace: Duration,
+    mut on_page: impl FnMut(&[Event]) -> Result<bool, E>,
+) -> Result<Pages, PagesStop<E>> {
     let attribute = LookupAttribute::builder()
         .attribute_key(LookupAttributeKey::EventSource)
         .attribute_value(KMS_SOURCE)
         .build()
-        .ok()?;
+        .map_err(|e| PagesStop::Api(ApiFailure::new("InvalidRequest", e.to_string())))?;
+    let mut token: Option<String> = None;
+    let mut pages = 0u64;
+    loop {
+        if pages > 0 {
+            tokio::time::sleep(pace).await;
+        }
+        let page = client
+            .lookup_events()
+            .lookup_attributes(attribute.clone())
+            .start_time(to_sdk_time(since))
+            .end_time(to_sdk_time(until))
+            .max_results(50)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| PagesStop::Api(ApiFailure::from_sdk(&e)))?;
+        pages += 1;
+        let more = on_page(page.events()).map_err(PagesStop::Page)?;
+        token = page.next_token().map(str::to_string);
+        if token.is_none() || !more {
+            return Ok(Pages {
+                read: pages,
+                complete: token.is_none(),
+            });
+        }
+    }
+}
+
+async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSummary> {
     let settings = ctx.settings;
     let mut summary = KmsEventSummary {
         window_start: settings.since,
@@ -309,116 +425,56 @@ async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSumm
         notable: Vec::new(),
         notable_omitted: 0,
     };
-    let mut token: Option<String> = None;
-    let mut first = true;
-    loop {
-        if !first {
-            tokio::time::sleep(settings.lookup_interval).await;
-        }
-        first = false;
-        let page = client
-            .lookup_events()
-            .lookup_attributes(attribute.clone())
-            .start_time(to_sdk_time(settings.since))
-            .end_time(to_sdk_time(settings.until))
-            .max_results(50)
-            .set_next_token(token.take())
-            .send()
-            .await;
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => {
-                // A partial history would under-count failures and admin events: the summary
-                // is dropped and the gap says why.
-                ctx.gap(
-                    SERVICE,
-                    "LookupEvents",
-                    EvidenceKind::CloudTrailEvents,
-                    None,
-                    ApiFailure::from_sdk(&e),
-                );
-                return None;
+    let mut limited = None;
+    let read = kms_event_pages(
+        client,
+        settings.since,
+        settings.until,
+        settings.lookup_interval,
+        |events| {
+            for event in events {
+                summarise(&mut summary, event, settings.until);
             }
-        };
-        for event in page.events() {
-            let name = event.event_name().unwrap_or("<unnamed>").to_string();
-            // The same typed record the log-file reader uses; an unreadable one still counts.
-            let record: Option<RawRecord<'_>> = event
-                .cloud_trail_event()
-                .and_then(|raw| serde_json::from_str(raw).ok());
-            let text = |v: Option<&std::borrow::Cow<'_, str>>| v.map(|s| s.to_string());
-            let error_code = text(record.as_ref().and_then(|r| r.error_code.as_ref()));
-            summary.total_events += 1;
-            *summary.by_event_name.entry(name.clone()).or_default() += 1;
-            if let Some(code) = &error_code {
-                *summary.errors_by_code.entry(code.clone()).or_default() += 1;
+            match settings.max_events {
+                Some(limit) if summary.total_events >= limit => {
+                    limited = Some(limit);
+                    Ok::<_, std::convert::Infallible>(false)
+                }
+                _ => Ok(true),
             }
-            let notable = error_code.is_some() || ADMINISTRATIVE_EVENTS.contains(&name.as_str());
-            if !notable {
-                continue;
-            }
-            let key_arn = text(
-                record
-                    .as_ref()
-                    .and_then(|r| r.resources.iter().flatten().find_map(|r| r.arn.as_ref())),
-            )
-            .or_else(|| {
-                event
-                    .resources()
-                    .iter()
-                    .find(|r| r.resource_type() == Some("AWS::KMS::Key"))
-                    .and_then(|r| r.resource_name().map(str::to_string))
-            })
-            .or_else(|| {
-                text(
-                    record
-                        .as_ref()
-                        .and_then(|r| r.request_parameters.as_ref())
-                        .and_then(|p| p.key_id.as_ref()),
-                )
-            });
-            let principal_arn = text(
-                record
-                    .as_ref()
-                    .and_then(|r| r.user_identity.as_ref())
-                    .and_then(|u| u.arn.as_ref()),
-            );
-            let source_ip = text(record.as_ref().and_then(|r| r.source_ip_address.as_ref()));
-            summary.notable.push(KmsEvent {
-                event_id: event.event_id().unwrap_or_default().to_string(),
-                event_time: event
-                    .event_time()
-                    .and_then(to_utc)
-                    .unwrap_or(settings.until),
-                event_name: name,
-                principal_arn,
-                source_ip,
-                key_arn,
-                error_code,
-            });
-        }
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-        if let Some(limit) = settings.max_events
-            && summary.total_events >= limit
-        {
-            // The counts now cover only the newest events: say so, and keep what was read.
+        },
+    )
+    .await;
+    let complete = match read {
+        Ok(pages) => pages.complete,
+        // A partial history would under-count failures and admin events: the summary is
+        // dropped and the gap says why.
+        Err(PagesStop::Api(failure)) => {
             ctx.gap(
                 SERVICE,
                 "LookupEvents",
                 EvidenceKind::CloudTrailEvents,
                 None,
-                ApiFailure::new(
-                    "EventLimitReached",
-                    format!(
-                        "stopped after the newest {limit} KMS events; the window holds more. Raise --max-events, shorten --since, or analyse the trail's log files instead"
-                    ),
-                ),
+                failure,
             );
-            break;
+            return None;
         }
+        Err(PagesStop::Page(never)) => match never {},
+    };
+    if let Some(limit) = limited.filter(|_| !complete) {
+        // The counts now cover only the newest events: say so, and keep what was read.
+        ctx.gap(
+            SERVICE,
+            "LookupEvents",
+            EvidenceKind::CloudTrailEvents,
+            None,
+            ApiFailure::new(
+                "EventLimitReached",
+                format!(
+                    "stopped after the newest {limit} KMS events; the window holds more. Raise --max-events, shorten --since, or analyse the trail's log files instead"
+                ),
+            ),
+        );
     }
     summary.notable.sort_by(|a, b| {
         b.event_time

@@ -13,16 +13,13 @@
 //! history would under-count failures and administrative events without saying so.
 
 use super::analysis::{Activity, Rules};
-use super::record::{KMS_SOURCE, RawRecord};
+use super::record::RawRecord;
 use super::source::{Scan, ScanStats, SourceError};
-use crate::collect::{ApiFailure, log_reading_cloudtrail, to_sdk_time, to_utc};
-use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
+use crate::collect::cloudtrail::{PagesStop, kms_event_pages};
+use crate::collect::{ApiFailure, log_reading_cloudtrail, to_utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-
-/// Events asked for per page (the API's maximum).
-const PAGE_EVENTS: i32 = 50;
 
 /// The pause between two pages of one region: LookupEvents allows two requests a second per
 /// account and region.
@@ -89,20 +86,15 @@ impl LookupSource {
         let mut activity = Activity::default();
         let mut lookup = LookupStats::default();
         for (region, client) in &self.clients {
-            self.runtime.block_on(history(
-                client,
-                region,
-                rules,
-                self.pace,
-                &mut lookup.pages,
-                |record| {
-                    *lookup
-                        .events_by_region
-                        .entry(record.account_region())
-                        .or_default() += 1;
-                    activity.add_n(record, 1, rules);
-                },
-            ))?;
+            lookup.pages +=
+                self.runtime
+                    .block_on(history(client, region, rules, self.pace, |record| {
+                        *lookup
+                            .events_by_region
+                            .entry(record.account_region())
+                            .or_default() += 1;
+                        activity.add_n(record, 1, rules);
+                    }))?;
             lookup.regions.push(region.clone());
         }
         let kms_records = lookup.events_by_region.values().sum();
@@ -122,36 +114,16 @@ impl LookupSource {
 }
 
 /// Pages through one region's KMS events of the window, handing each record to `on_record`.
+/// Returns the pages read.
 async fn history(
     client: &aws_sdk_cloudtrail::Client,
     region: &str,
     rules: &Rules,
     pace: Duration,
-    pages: &mut u64,
     mut on_record: impl FnMut(&super::KmsRecord<'_>),
-) -> Result<(), SourceError> {
-    let attribute = LookupAttribute::builder()
-        .attribute_key(LookupAttributeKey::EventSource)
-        .attribute_value(KMS_SOURCE)
-        .build()
-        .map_err(|e| failure(region, ApiFailure::new("InvalidRequest", e.to_string())))?;
-    let mut token: Option<String> = None;
-    loop {
-        if *pages > 0 {
-            tokio::time::sleep(pace).await;
-        }
-        let page = client
-            .lookup_events()
-            .lookup_attributes(attribute.clone())
-            .start_time(to_sdk_time(rules.since))
-            .end_time(to_sdk_time(rules.until))
-            .max_results(PAGE_EVENTS)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| failure(region, ApiFailure::from_sdk(&e)))?;
-        *pages += 1;
-        for event in page.events() {
+) -> Result<u64, SourceError> {
+    let read = kms_event_pages(client, rules.since, rules.until, pace, |events| {
+        for event in events {
             let id = event.event_id().unwrap_or("<no id>");
             let malformed = |reason: String| {
                 failure(
@@ -177,10 +149,13 @@ async fn history(
             }
             on_record(&record);
         }
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(());
-        }
+        Ok(true)
+    })
+    .await;
+    match read {
+        Ok(pages) => Ok(pages.read),
+        Err(PagesStop::Api(e)) => Err(failure(region, e)),
+        Err(PagesStop::Page(e)) => Err(e),
     }
 }
 
