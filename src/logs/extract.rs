@@ -56,15 +56,15 @@ impl<'a> Doc<'a, '_> {
         let mut first = true;
         loop {
             let p = t.next()?;
-            match raw[p] {
-                b'}' => return separated(raw, prev, p, b',', 0).then_some(p + 1),
-                b'"' if separated(raw, prev, p, b',', usize::from(!first)) => {}
+            match raw.get(p) {
+                Some(b'}') => return separated(raw, prev, p, b',', 0).then_some(p + 1),
+                Some(b'"') if separated(raw, prev, p, b',', usize::from(!first)) => {}
                 _ => return None,
             }
             first = false;
             // The next structural character after an opening quote is its closing quote.
             let key_end = t.next()?;
-            let key = &raw[p + 1..key_end];
+            let key = raw.get(p + 1..key_end)?;
             if self.index.escapes && key.contains(&b'\\') {
                 return None;
             }
@@ -88,9 +88,9 @@ impl<'a> Doc<'a, '_> {
         let mut first = true;
         loop {
             let p = t.next()?;
-            match raw[p] {
-                b']' => return separated(raw, prev, p, b',', 0).then_some(p + 1),
-                b'{' if separated(raw, prev, p, b',', usize::from(!first)) => {}
+            match raw.get(p) {
+                Some(b']') => return separated(raw, prev, p, b',', 0).then_some(p + 1),
+                Some(b'{') if separated(raw, prev, p, b',', usize::from(!first)) => {}
                 _ => return None,
             }
             first = false;

@@ -16,11 +16,11 @@
 //!
 //! What it does not check is the inside of a record the caller does not keep: that a colon
 //! follows each key, that numbers are numbers, that a `[` is closed by `]` and not by `}`. A
-//! record that is kept is indexed by [`Index`], which checks its brackets match, and read in
-//! full by the caller, which rejects the file if that record is malformed. CloudTrail writes
-//! these files itself and the digest check proves they are unaltered; this scan is there to
-//! delimit and count records exactly and to catch truncation and corruption, not to be a JSON
-//! validator.
+//! record that is kept is indexed by [`Index`] and walked, which checks that its brackets
+//! match, and read in full by the caller, which rejects the file if that record is malformed.
+//! CloudTrail writes these files itself and the digest check proves they are unaltered; this
+//! scan is there to delimit and count records exactly and to catch truncation and corruption,
+//! not to be a JSON validator.
 
 /// Where the structure of an array broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,10 +300,10 @@ pub(super) fn separated(raw: &[u8], from: usize, to: usize, sep: u8, want: usize
 /// The structural index of one record: per 64-byte block, a bit mask of its unescaped quotes
 /// and one of its brackets outside strings. Built only for records that are read (a few per
 /// hundred), from the same block classifier as the scan. [`Index::tokens`] walks its quotes and
-/// brackets in order, and [`Index::close_of`] finds a container's closing bracket; the latter is
-/// where the
-/// brackets of a kept record are checked to nest and match, which the scan of the whole array
-/// leaves to it.
+/// brackets in order, and [`Index::close_of`] finds a container's closing bracket. Between them
+/// (the walk in `extract` takes the brackets of the values it reads, `close_of` checks those of
+/// the values it skips), every bracket of a kept record is checked to nest and match, which the
+/// scan of the whole array leaves to them.
 #[derive(Debug, Default)]
 pub struct Index {
     /// Per block: (unescaped quotes, brackets outside strings).
