@@ -719,7 +719,7 @@ fn collect_to(
     }
     // The log files are read first: a bad source fails before the long collection.
     let config = Config::load(config_path)?;
-    let activity = audit_logs::analyse(&aws.logs, since, started, started, &config)?;
+    let analysed = audit_logs::analyse(&aws.logs, since, started, started, &config)?;
     let args = CollectArgs {
         profile: aws.profile.clone(),
         regions: aws.regions.clone(),
@@ -734,6 +734,12 @@ fn collect_to(
     let mut settings = Settings::new(started, since);
     settings.lookup_events = !aws.no_events;
     settings.max_events = (aws.max_events > 0).then_some(aws.max_events);
+    // A LookupEvents source has read these histories already: the collector takes its
+    // summaries instead of paging through them again.
+    let activity = analysed.map(|a| {
+        settings.known_events = a.event_summaries;
+        a.logs
+    });
     settings.region_concurrency = aws.concurrency.max(1);
     settings.service_concurrency = aws.concurrency.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -541,6 +541,55 @@ async fn throttling_that_never_ends_is_a_gap_for_that_evidence_only() {
 }
 
 #[tokio::test]
+async fn a_history_the_lookup_events_source_read_is_not_read_again() {
+    let mut rules = full_estate();
+    // cloudtrail_rules(): the trail's three answers, then the two LookupEvents pages, replaced
+    // by a refusal: a call would leave a gap instead of a summary.
+    rules.cloudtrail.truncate(3);
+    rules.cloudtrail.push(
+        mock!(aws_sdk_cloudtrail::Client::lookup_events)
+            .then_http_response(aws_error(400, "AccessDeniedException")),
+    );
+    let ledger = Arc::new(Ledger::default());
+    let clients = rules.clients(&ledger);
+    let mut settings = settings();
+    let known = keyproof::snapshot::KmsEventSummary {
+        window_start: settings.since,
+        window_end: settings.until,
+        total_events: 42,
+        by_event_name: [("Decrypt".to_string(), 42)].into(),
+        errors_by_code: Default::default(),
+        notable: Vec::new(),
+        notable_omitted: 0,
+    };
+    settings.known_events.insert(
+        (ACCOUNT.to_string(), "eu-west-1".to_string()),
+        known.clone(),
+    );
+    let (r, gaps) = collect::collect_region(
+        ACCOUNT,
+        "eu-west-1",
+        &clients,
+        &settings,
+        &["eu-west-1".into()],
+    )
+    .await;
+    assert_eq!(r.kms_events.as_ref(), Some(&known));
+    assert!(!gaps.iter().any(|g| g.api == "LookupEvents"), "{gaps:#?}");
+    // Another account's history is still read by the collector (here: refused, so a gap).
+    let (r, gaps) = collect::collect_region(
+        "444455556666",
+        "eu-west-1",
+        &clients,
+        &settings,
+        &["eu-west-1".into()],
+    )
+    .await;
+    assert!(r.kms_events.is_none());
+    assert!(gaps.iter().any(|g| g.api == "LookupEvents"), "{gaps:#?}");
+}
+
+#[tokio::test]
 async fn an_event_limit_keeps_the_newest_events_and_says_the_history_is_partial() {
     let ledger = Arc::new(Ledger::default());
     let clients = full_estate().clients(&ledger);

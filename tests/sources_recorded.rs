@@ -423,6 +423,28 @@ fn lookup_events_give_the_same_analysis_as_the_log_file_of_the_same_events() {
         Some(&5)
     );
     assert_eq!(scan.stats.kms_records, 5);
+    // The collector's summary of the same history comes with it (the figures
+    // tests/collect_recorded.rs finds when the collector reads these pages itself), so that a
+    // run does not page through it twice.
+    let summaries: Vec<_> = scan.event_summaries.keys().collect();
+    assert_eq!(
+        summaries,
+        [&("111122223333".to_string(), "eu-west-1".to_string())]
+    );
+    let summary = &scan.event_summaries[&("111122223333".into(), "eu-west-1".into())];
+    assert_eq!(
+        (summary.window_start, summary.window_end),
+        (rules.since, rules.until)
+    );
+    assert_eq!(summary.total_events, 5);
+    assert_eq!(summary.by_event_name.get("Decrypt"), Some(&3));
+    assert_eq!(summary.errors_by_code.get("AccessDenied"), Some(&1));
+    let notable: Vec<&str> = summary
+        .notable
+        .iter()
+        .map(|e| e.event_name.as_str())
+        .collect();
+    assert_eq!(notable, ["ScheduleKeyDeletion", "Decrypt", "PutKeyPolicy"]);
     let report = scan.activity.finish(&rules);
     assert_eq!((report.events, report.failed), (5, 1));
     assert_eq!((report.fields.records, report.fields.complete), (5, 5));

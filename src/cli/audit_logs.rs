@@ -6,9 +6,11 @@ use crate::config::Config;
 use crate::logs::lake::{LakeSource, Wait};
 use crate::logs::lookup::LookupSource;
 use crate::logs::{self, AuditLogs, EventSource, LocalStore, LogStore, Rules, S3Store};
+use crate::snapshot::KmsEventSummary;
 use anyhow::{Context, Result, bail};
 use chrono::{Duration, Utc};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,6 +100,13 @@ pub(super) struct AuditLogsArgs {
     json: bool,
 }
 
+/// What [`analyse`] gives: the analysis, and for LookupEvents the collector's summaries of the
+/// histories it read (see `collect::Settings::known_events`).
+pub(super) struct Analysed {
+    pub logs: AuditLogs,
+    pub event_summaries: BTreeMap<(String, String), KmsEventSummary>,
+}
+
 /// Reads and analyses the log files of the window (and verifies their digests when asked);
 /// `None` when no source is given.
 pub(super) fn analyse(
@@ -106,7 +115,7 @@ pub(super) fn analyse(
     until: chrono::DateTime<Utc>,
     now: chrono::DateTime<Utc>,
     config: &Config,
-) -> Result<Option<AuditLogs>> {
+) -> Result<Option<Analysed>> {
     let rules = Rules::new(
         since,
         until,
@@ -164,12 +173,15 @@ pub(super) fn analyse(
         }
         _ => None,
     };
-    Ok(Some(AuditLogs {
-        tool: format!("keyproof {}", env!("CARGO_PKG_VERSION")),
-        generated_at: now,
-        scan: scan.stats,
-        activity: scan.activity.finish(&rules),
-        integrity,
+    Ok(Some(Analysed {
+        logs: AuditLogs {
+            tool: format!("keyproof {}", env!("CARGO_PKG_VERSION")),
+            generated_at: now,
+            scan: scan.stats,
+            activity: scan.activity.finish(&rules),
+            integrity,
+        },
+        event_summaries: scan.event_summaries,
     }))
 }
 
@@ -192,7 +204,8 @@ pub(super) fn run(args: AuditLogsArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| Some(PathBuf::from("keyproof.toml")).filter(|p| p.exists()));
     let config = Config::load(config_path.as_deref())?;
-    let Some(result) = analyse(&args.source, since, until, now, &config)? else {
+    let Some(Analysed { logs: result, .. }) = analyse(&args.source, since, until, now, &config)?
+    else {
         bail!(
             "pass --local DIR, --cloudtrail-s3 s3://bucket/prefix, --cloudtrail-lake EVENT_DATA_STORE or --cloudtrail-lookup REGIONS"
         );

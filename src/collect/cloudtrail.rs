@@ -59,7 +59,8 @@ pub struct TrailEvidence {
     pub kms_events: Option<KmsEventSummary>,
 }
 
-/// Collects the region's trails and, when enabled, its KMS event history.
+/// Collects the region's trails and, when enabled, its KMS event history (or takes the one the
+/// run's LookupEvents event source already read, from [`crate::collect::Settings::known_events`]).
 ///
 /// A multi-Region trail appears in every region as a shadow trail. Its status and selectors are
 /// read once, in its home region, when that region is in `scope_regions`
@@ -70,11 +71,16 @@ pub async fn collect(
     client: &Client,
     scope_regions: &[String],
 ) -> TrailEvidence {
+    let known = ctx
+        .settings
+        .known_events
+        .get(&(ctx.account_id.clone(), ctx.region.clone()));
     let (trails, kms_events) = tokio::join!(trails(ctx, client, scope_regions), async {
-        if ctx.settings.lookup_events {
-            kms_events(ctx, client).await
-        } else {
-            None
+        match known {
+            // The run's LookupEvents event source read this history already.
+            Some(summary) => Some(summary.clone()),
+            None if ctx.settings.lookup_events => kms_events(ctx, client).await,
+            None => None,
         }
     });
     TrailEvidence { trails, kms_events }
@@ -295,8 +301,59 @@ pub fn advanced_selectors(selectors: &[AdvancedEventSelector]) -> EventSelectors
     out
 }
 
+/// A window's KMS event summary, built from LookupEvents pages as they are read: by the
+/// collector, or by the LookupEvents event source when it reads the same history (which then
+/// hands it to the collector instead of the history being read twice).
+#[derive(Debug, Clone)]
+pub struct SummaryBuilder {
+    summary: KmsEventSummary,
+}
+
+impl SummaryBuilder {
+    pub fn new(since: DateTime<Utc>, until: DateTime<Utc>) -> SummaryBuilder {
+        SummaryBuilder {
+            summary: KmsEventSummary {
+                window_start: since,
+                window_end: until,
+                total_events: 0,
+                by_event_name: BTreeMap::new(),
+                errors_by_code: BTreeMap::new(),
+                notable: Vec::new(),
+                notable_omitted: 0,
+            },
+        }
+    }
+
+    /// Counts one event, and keeps it when it is notable (administrative or failed).
+    pub fn add(&mut self, event: &Event) {
+        let until = self.summary.window_end;
+        summarise(&mut self.summary, event, until);
+    }
+
+    /// Events counted so far.
+    pub fn total(&self) -> u64 {
+        self.summary.total_events
+    }
+
+    /// The summary: the notable events newest first, at most
+    /// [`KmsEventSummary::NOTABLE_LIMIT`] of them (the rest counted as omitted).
+    pub fn finish(mut self) -> KmsEventSummary {
+        let summary = &mut self.summary;
+        summary.notable.sort_by(|a, b| {
+            b.event_time
+                .cmp(&a.event_time)
+                .then(a.event_id.cmp(&b.event_id))
+        });
+        let limit = KmsEventSummary::NOTABLE_LIMIT;
+        if summary.notable.len() > limit {
+            summary.notable_omitted = (summary.notable.len() - limit) as u64;
+            summary.notable.truncate(limit);
+        }
+        self.summary
+    }
+}
+
 /// Counts one event into the summary, and keeps it when it is notable (administrative or
-/// failed). `until` stands in for an event without a time.
 fn summarise(summary: &mut KmsEventSummary, event: &Event, until: DateTime<Utc>) {
     let name = event.event_name().unwrap_or("<unnamed>").to_string();
     // The same typed record the log-file reader uses; an unreadable one still counts.
@@ -416,15 +473,7 @@ pub async fn kms_event_pages<E>(
 
 async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSummary> {
     let settings = ctx.settings;
-    let mut summary = KmsEventSummary {
-        window_start: settings.since,
-        window_end: settings.until,
-        total_events: 0,
-        by_event_name: BTreeMap::new(),
-        errors_by_code: BTreeMap::new(),
-        notable: Vec::new(),
-        notable_omitted: 0,
-    };
+    let mut summary = SummaryBuilder::new(settings.since, settings.until);
     let mut limited = None;
     let read = kms_event_pages(
         client,
@@ -433,10 +482,10 @@ async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSumm
         settings.lookup_interval,
         |events| {
             for event in events {
-                summarise(&mut summary, event, settings.until);
+                summary.add(event);
             }
             match settings.max_events {
-                Some(limit) if summary.total_events >= limit => {
+                Some(limit) if summary.total() >= limit => {
                     limited = Some(limit);
                     Ok::<_, std::convert::Infallible>(false)
                 }
@@ -476,17 +525,7 @@ async fn kms_events(ctx: &RegionCtx<'_>, client: &Client) -> Option<KmsEventSumm
             ),
         );
     }
-    summary.notable.sort_by(|a, b| {
-        b.event_time
-            .cmp(&a.event_time)
-            .then(a.event_id.cmp(&b.event_id))
-    });
-    let limit = KmsEventSummary::NOTABLE_LIMIT;
-    if summary.notable.len() > limit {
-        summary.notable_omitted = (summary.notable.len() - limit) as u64;
-        summary.notable.truncate(limit);
-    }
-    Some(summary)
+    Some(summary.finish())
 }
 
 #[cfg(test)]

@@ -31,14 +31,15 @@ pub use progress::Progress;
 pub use session::{CollectArgs, Session, SessionError};
 
 use crate::snapshot::{
-    AccountEvidence, AccountRef, EvidenceKind, Gap, RegionEvidence, SCHEMA_VERSION, Scope,
-    Snapshot, SnapshotSource, ToolInfo,
+    AccountEvidence, AccountRef, EvidenceKind, Gap, KmsEventSummary, RegionEvidence,
+    SCHEMA_VERSION, Scope, Snapshot, SnapshotSource, ToolInfo,
 };
 use aws_smithy_async::future::pagination_stream::PaginationStream;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,10 @@ pub struct Settings {
     /// Most KMS events read per account and region (newest first); `None` for no limit. A
     /// region that reaches it keeps the events read and gets a gap saying the history is partial.
     pub max_events: Option<u64>,
+    /// KMS event summaries of the window already read per (account, region), by the
+    /// LookupEvents event source of the same run: taken as they are instead of reading the
+    /// history a second time.
+    pub known_events: BTreeMap<(String, String), KmsEventSummary>,
 }
 
 impl Settings {
@@ -74,6 +79,7 @@ impl Settings {
             lookup_interval: crate::logs::lookup::PACE,
             lookup_events: true,
             max_events: Some(200_000),
+            known_events: BTreeMap::new(),
         }
     }
 }

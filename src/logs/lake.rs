@@ -278,6 +278,7 @@ impl LakeSource {
             activity,
             stats,
             log_hashes: HashMap::new(),
+            event_summaries: Default::default(),
         })
     }
 

@@ -15,8 +15,9 @@
 use super::analysis::{Activity, Rules};
 use super::record::RawRecord;
 use super::source::{Scan, ScanStats, SourceError};
-use crate::collect::cloudtrail::{PagesStop, kms_event_pages};
+use crate::collect::cloudtrail::{PagesStop, SummaryBuilder, kms_event_pages};
 use crate::collect::{ApiFailure, log_reading_cloudtrail, to_utc};
+use aws_sdk_cloudtrail::types::Event;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -81,21 +82,39 @@ impl LookupSource {
         format!("CloudTrail LookupEvents in {}", regions.join(", "))
     }
 
-    /// Reads every KMS event of the window in each region and analyses them.
+    /// Reads every KMS event of the window in each region and analyses them. Each region's
+    /// history is also summarised as the collector would (`Scan::event_summaries`, keyed by the
+    /// events' account), so that a run reading it here does not read it again to collect.
     pub fn read(&self, rules: &Rules) -> Result<Scan, SourceError> {
         let mut activity = Activity::default();
         let mut lookup = LookupStats::default();
+        let mut event_summaries = BTreeMap::new();
         for (region, client) in &self.clients {
-            lookup.pages +=
-                self.runtime
-                    .block_on(history(client, region, rules, self.pace, |record| {
-                        *lookup
-                            .events_by_region
-                            .entry(record.account_region())
-                            .or_default() += 1;
-                        activity.add_n(record, 1, rules);
-                    }))?;
+            let mut summary = SummaryBuilder::new(rules.since, rules.until);
+            let mut account = None;
+            lookup.pages += self.runtime.block_on(history(
+                client,
+                region,
+                rules,
+                self.pace,
+                |event, record| {
+                    *lookup
+                        .events_by_region
+                        .entry(record.account_region())
+                        .or_default() += 1;
+                    activity.add_n(record, 1, rules);
+                    summary.add(event);
+                    if account.is_none() {
+                        account = record.account.as_deref().map(str::to_string);
+                    }
+                },
+            ))?;
             lookup.regions.push(region.clone());
+            // A history without events names no account; the collector reads it itself (one
+            // empty page).
+            if let Some(account) = account {
+                event_summaries.insert((account, region.clone()), summary.finish());
+            }
         }
         let kms_records = lookup.events_by_region.values().sum();
         let stats = ScanStats {
@@ -109,18 +128,19 @@ impl LookupSource {
             activity,
             stats,
             log_hashes: HashMap::new(),
+            event_summaries,
         })
     }
 }
 
-/// Pages through one region's KMS events of the window, handing each record to `on_record`.
-/// Returns the pages read.
+/// Pages through one region's KMS events of the window, handing each event and its record to
+/// `on_event`. Returns the pages read.
 async fn history(
     client: &aws_sdk_cloudtrail::Client,
     region: &str,
     rules: &Rules,
     pace: Duration,
-    mut on_record: impl FnMut(&super::KmsRecord<'_>),
+    mut on_event: impl FnMut(&Event, &super::KmsRecord<'_>),
 ) -> Result<u64, SourceError> {
     let read = kms_event_pages(client, rules.since, rules.until, pace, |events| {
         for event in events {
@@ -147,7 +167,7 @@ async fn history(
             {
                 record.event_time = time;
             }
-            on_record(&record);
+            on_event(event, &record);
         }
         Ok(true)
     })

@@ -12,6 +12,7 @@
 use super::analysis::{Activity, Rules};
 use super::parse::{FileIssue, LogParser};
 use crate::collect::{ApiFailure, Guard, Ledger};
+use crate::snapshot::KmsEventSummary;
 use bytes::Bytes;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
@@ -470,6 +471,9 @@ pub struct Scan {
     /// With hashing: each file's key from `AWSLogs/` and the SHA-256 of its uncompressed
     /// content (`None` when it did not decompress).
     pub log_hashes: HashMap<String, Option<String>>,
+    /// LookupEvents only: the collector's summary of each (account, region) history read, built
+    /// from the same pages, so that a run does not read the history a second time.
+    pub event_summaries: BTreeMap<(String, String), KmsEventSummary>,
 }
 
 /// An account of the files read, so nothing vanishes from the counts unnoticed.
@@ -605,6 +609,7 @@ pub fn scan(store: &dyn LogStore, rules: &Rules, hash: bool) -> Result<Scan, Sou
         activity: merged.activity,
         stats,
         log_hashes: merged.hashes,
+        event_summaries: BTreeMap::new(),
     })
 }
 
