@@ -246,12 +246,20 @@ async fn collect_one(
     rules: &Rules,
     ledger: &Arc<Ledger>,
 ) -> (RegionEvidence, Vec<keyproof::snapshot::Gap>) {
-    let clients = rules.clients(ledger);
+    collect_in(ACCOUNT, &rules.clients(ledger), &settings()).await
+}
+
+/// Collects `account`'s eu-west-1 (the only region in scope) with `settings`.
+async fn collect_in(
+    account: &str,
+    clients: &RegionClients,
+    settings: &Settings,
+) -> (RegionEvidence, Vec<keyproof::snapshot::Gap>) {
     collect::collect_region(
-        ACCOUNT,
+        account,
         "eu-west-1",
-        &clients,
-        &settings(),
+        clients,
+        settings,
         &["eu-west-1".to_string()],
     )
     .await
@@ -566,25 +574,11 @@ async fn a_history_the_lookup_events_source_read_is_not_read_again() {
         (ACCOUNT.to_string(), "eu-west-1".to_string()),
         known.clone(),
     );
-    let (r, gaps) = collect::collect_region(
-        ACCOUNT,
-        "eu-west-1",
-        &clients,
-        &settings,
-        &["eu-west-1".into()],
-    )
-    .await;
+    let (r, gaps) = collect_in(ACCOUNT, &clients, &settings).await;
     assert_eq!(r.kms_events.as_ref(), Some(&known));
     assert!(!gaps.iter().any(|g| g.api == "LookupEvents"), "{gaps:#?}");
     // Another account's history is still read by the collector (here: refused, so a gap).
-    let (r, gaps) = collect::collect_region(
-        "444455556666",
-        "eu-west-1",
-        &clients,
-        &settings,
-        &["eu-west-1".into()],
-    )
-    .await;
+    let (r, gaps) = collect_in("444455556666", &clients, &settings).await;
     assert!(r.kms_events.is_none());
     assert!(gaps.iter().any(|g| g.api == "LookupEvents"), "{gaps:#?}");
 }
@@ -595,14 +589,7 @@ async fn an_event_limit_keeps_the_newest_events_and_says_the_history_is_partial(
     let clients = full_estate().clients(&ledger);
     let mut settings = settings();
     settings.max_events = Some(3);
-    let (r, gaps) = collect::collect_region(
-        ACCOUNT,
-        "eu-west-1",
-        &clients,
-        &settings,
-        &["eu-west-1".into()],
-    )
-    .await;
+    let (r, gaps) = collect_in(ACCOUNT, &clients, &settings).await;
     let events = r.kms_events.as_ref().expect("partial summary kept");
     assert_eq!(events.total_events, 3, "one page of three events");
     let limit: Vec<_> = gaps
