@@ -7,7 +7,7 @@
 //! counts always cover every event read.
 
 use crate::collect::{ApiFailure, RegionCtx, to_sdk_time, to_utc};
-use crate::logs::record::RawRecord;
+use crate::logs::record::{KMS_SOURCE, RawRecord};
 use crate::snapshot::{EventSelectors, EvidenceKind, KmsEvent, KmsEventSummary, Trail};
 use aws_sdk_cloudtrail::Client;
 use aws_sdk_cloudtrail::types::{
@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const SERVICE: &str = "cloudtrail";
-const KMS_SOURCE: &str = "kms.amazonaws.com";
 
 /// KMS operations that change a key, its policy, grants, rotation, aliases or key store: always
 /// notable, whether they succeeded or not.
