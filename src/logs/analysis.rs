@@ -28,6 +28,13 @@
 //!   an hour with `n` calls is a spike when `n ≥ spike_min_calls`, `n ≥ 3·m` and
 //!   `(n − m) / max(1.4826·MAD, 1) ≥ spike_threshold`. Median and MAD are not moved by the spike
 //!   itself, unlike a mean and standard deviation.
+//!
+//!   When the window holds at least `spike_hour_of_day_min_days` days, the hour must also be a
+//!   spike, by the same test, against the principal's counts at the same hour of the day (UTC)
+//!   on every day of the window. A job that runs at 02:00 every day is quiet the other 23 hours,
+//!   so against the whole window each of its runs looks like a spike; against the 02:00 hours
+//!   it is the norm. A dormant credential suddenly used heavily is a spike against both. What
+//!   this does not absorb is a weekly or monthly job: its hour of the day is quiet on most days.
 
 use super::record::{EventRef, KmsRecord};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -52,6 +59,10 @@ pub struct LogsConfig {
     pub spike_min_calls: u64,
     /// Robust z-score an hour must reach to be a spike. Default 6.
     pub spike_threshold: f64,
+    /// Days the window must span before an hour must also stand out against the same hour of
+    /// the other days (so that a daily job is not a spike every day). Default 7; 0 turns the
+    /// hour-of-day test off.
+    pub spike_hour_of_day_min_days: u32,
     /// Events cited per detection (the count covers all). Default 20.
     pub evidence_per_detection: usize,
 }
@@ -62,6 +73,7 @@ impl Default for LogsConfig {
             allowed_source_cidrs: Vec::new(),
             spike_min_calls: 100,
             spike_threshold: 6.0,
+            spike_hour_of_day_min_days: 7,
             evidence_per_detection: 20,
         }
     }
@@ -591,36 +603,66 @@ impl Activity {
     fn spikes(&self, rules: &Rules) -> Vec<Detection> {
         let cfg = &rules.config;
         let first_hour = rules.since.timestamp().div_euclid(3600);
-        let last_hour = (rules.until.timestamp() - 1).div_euclid(3600);
-        let span = (last_hour - first_hour + 1).max(1) as usize;
+        let last_hour = (rules.until.timestamp() - 1)
+            .div_euclid(3600)
+            .max(first_hour);
+        let span = (last_hour - first_hour + 1) as usize;
+        // Hours of the window at each hour of the day: the size of that hour's own sample.
+        let mut per_slot = [0usize; 24];
+        for h in first_hour..=last_hour {
+            per_slot[h.rem_euclid(24) as usize] += 1;
+        }
+        let min_days = cfg.spike_hour_of_day_min_days as usize;
         let mut out = Vec::new();
         for (principal, hours) in &self.hours {
-            let mut counts: Vec<u64> = hours.values().map(|h| h.count).collect();
-            counts.resize(span.max(counts.len()), 0);
-            let median = median(&mut counts);
-            let mut deviations: Vec<u64> = counts.iter().map(|c| c.abs_diff(median)).collect();
-            let mad = median_of(&mut deviations);
-            let scale = (1.4826 * mad as f64).max(1.0);
+            let whole = Baseline::of(hours.values().map(|h| h.count), span);
+            let mut slots: [Option<Baseline>; 24] = [None; 24];
             for (hour, cell) in hours {
                 let n = cell.count;
-                let z = (n as f64 - median as f64) / scale;
-                if n >= cfg.spike_min_calls && n >= 3 * median && z >= cfg.spike_threshold {
-                    let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or(rules.since);
-                    out.push(Detection {
-                        kind: DetectionKind::VolumeSpike,
-                        severity: DetectionKind::VolumeSpike.severity().into(),
-                        requirements: strings(DetectionKind::VolumeSpike.requirements()),
-                        title: DetectionKind::VolumeSpike.title().into(),
-                        principal: Some(principal.clone()),
-                        key: None,
-                        detail: format!(
-                            "{n} calls in the hour from {} (baseline: median {median} per hour, MAD {mad}, z = {z:.1})",
-                            start.format("%Y-%m-%d %H:00 UTC")
-                        ),
-                        count: n,
-                        events: cell.first.iter().cloned().collect(),
-                    });
+                if n < cfg.spike_min_calls || !whole.spike(n, cfg.spike_threshold) {
+                    continue;
                 }
+                let slot = hour.rem_euclid(24) as usize;
+                let mut detail = format!(
+                    "baseline: median {} per hour, MAD {}, z = {:.1}",
+                    whole.median,
+                    whole.mad,
+                    whole.z(n)
+                );
+                if min_days > 0 && per_slot[slot] >= min_days {
+                    let daily = *slots[slot].get_or_insert_with(|| {
+                        let same_hour = hours
+                            .iter()
+                            .filter(|(h, _)| h.rem_euclid(24) as usize == slot)
+                            .map(|(_, c)| c.count);
+                        Baseline::of(same_hour, per_slot[slot])
+                    });
+                    if !daily.spike(n, cfg.spike_threshold) {
+                        continue;
+                    }
+                    detail.push_str(&format!(
+                        "; at {slot:02}:00 on the window's {} days: median {}, MAD {}, z = {:.1}",
+                        per_slot[slot],
+                        daily.median,
+                        daily.mad,
+                        daily.z(n)
+                    ));
+                }
+                let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or(rules.since);
+                out.push(Detection {
+                    kind: DetectionKind::VolumeSpike,
+                    severity: DetectionKind::VolumeSpike.severity().into(),
+                    requirements: strings(DetectionKind::VolumeSpike.requirements()),
+                    title: DetectionKind::VolumeSpike.title().into(),
+                    principal: Some(principal.clone()),
+                    key: None,
+                    detail: format!(
+                        "{n} calls in the hour from {} ({detail})",
+                        start.format("%Y-%m-%d %H:00 UTC")
+                    ),
+                    count: n,
+                    events: cell.first.iter().cloned().collect(),
+                });
             }
         }
         out
@@ -737,8 +779,37 @@ fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
     }
 }
 
-fn median(v: &mut [u64]) -> u64 {
-    median_of(v)
+/// A robust baseline of hourly call counts: their median and median absolute deviation.
+#[derive(Debug, Clone, Copy)]
+struct Baseline {
+    median: u64,
+    mad: u64,
+}
+
+impl Baseline {
+    /// The baseline of `counts` padded with zeros to `hours` values (the silent hours).
+    fn of(counts: impl Iterator<Item = u64>, hours: usize) -> Baseline {
+        let mut counts: Vec<u64> = counts.collect();
+        counts.resize(hours.max(counts.len()), 0);
+        let median = median_of(&mut counts);
+        let mut deviations: Vec<u64> = counts.iter().map(|c| c.abs_diff(median)).collect();
+        Baseline {
+            median,
+            mad: median_of(&mut deviations),
+        }
+    }
+
+    /// The robust z-score of an hour with `n` calls.
+    fn z(&self, n: u64) -> f64 {
+        let scale = (1.4826 * self.mad as f64).max(1.0);
+        (n as f64 - self.median as f64) / scale
+    }
+
+    /// Whether `n` calls stand out: at least three times the median and `threshold` robust
+    /// standard deviations above it.
+    fn spike(&self, n: u64, threshold: f64) -> bool {
+        n >= self.median.saturating_mul(3) && self.z(n) >= threshold
+    }
 }
 
 fn median_of(v: &mut [u64]) -> u64 {
@@ -1015,5 +1086,94 @@ mod tests {
                 .iter()
                 .all(|d| d.kind != DetectionKind::VolumeSpike)
         );
+    }
+
+    /// `n` Decrypt calls by `principal` in the hour `hour` hours after 2026-11-01 00:00 UTC.
+    fn calls(a: &mut Activity, rules: &Rules, principal: &str, hour: i64, n: u64) {
+        for i in 0..n {
+            let mut r = rec(
+                &format!("{principal}-{hour}-{i}"),
+                hour * 60 + (i % 60) as i64,
+                "Decrypt",
+            );
+            r.principal = Some(format!("arn:aws:iam::111122223333:role/{principal}").into());
+            a.add(&r, rules);
+        }
+    }
+
+    /// (principal's role name, hour of the spike) of each spike, in order.
+    fn spike_hours(report: &ActivityReport) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = report
+            .detections
+            .iter()
+            .filter(|d| d.kind == DetectionKind::VolumeSpike)
+            .map(|d| {
+                let role = d.principal.as_deref().unwrap_or("");
+                let role = role.rsplit('/').next().unwrap_or("").to_string();
+                let at = d.detail.split(" from ").nth(1).unwrap_or("");
+                (role, at.get(..16).unwrap_or("").to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_daily_job_is_its_own_baseline_over_a_long_window_and_a_dormant_credential_is_not() {
+        let days = 14;
+        let since: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().expect("time");
+        let window = |min_days: u32| {
+            Rules::new(
+                since,
+                since + chrono::Duration::days(days),
+                &[],
+                &LogsConfig {
+                    spike_hour_of_day_min_days: min_days,
+                    ..LogsConfig::default()
+                },
+            )
+            .expect("rules")
+        };
+        let fill = |rules: &Rules| {
+            let mut a = Activity::default();
+            for day in 0..days {
+                // The batch job: 500 calls at 02:00 every day, a few in the other hours.
+                for hour in 0..24 {
+                    let n = if hour == 2 { 500 } else { 3 };
+                    calls(&mut a, rules, "batch", day * 24 + hour, n);
+                }
+            }
+            // A credential unused for 13 days, then 300 calls at 02:00 and 150 at 15:00.
+            calls(&mut a, rules, "dormant", 13 * 24 + 2, 300);
+            calls(&mut a, rules, "dormant", 13 * 24 + 15, 150);
+            a.finish(rules)
+        };
+
+        let dormant = vec![
+            ("dormant".to_string(), "2026-11-14 02:00".to_string()),
+            ("dormant".to_string(), "2026-11-14 15:00".to_string()),
+        ];
+        let report = fill(&window(7));
+        assert_eq!(spike_hours(&report), dormant);
+        let detail = &report
+            .detections
+            .iter()
+            .find(|d| d.kind == DetectionKind::VolumeSpike)
+            .expect("spike")
+            .detail;
+        assert!(
+            detail.contains("at 02:00 on the window's 14 days: median 0"),
+            "{detail}"
+        );
+
+        // With the hour-of-day test off, the window's median hour of the batch job is 3 calls,
+        // so each of its 14 runs is a spike, as it was before the test existed.
+        let mut every_day: Vec<(String, String)> = (1..=14)
+            .map(|d| ("batch".to_string(), format!("2026-11-{d:02} 02:00")))
+            .collect();
+        every_day.extend(dormant.clone());
+        assert_eq!(spike_hours(&fill(&window(0))), every_day);
+        // A window shorter than the days asked for also keeps the whole-window test alone.
+        assert_eq!(spike_hours(&fill(&window(15))), every_day);
     }
 }
