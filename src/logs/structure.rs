@@ -74,26 +74,31 @@ pub fn records<E>(
     records_with::<BASE, E>(array, on_record)
 }
 
-/// [`records`] compiled for AVX2, carry-less multiplication, POPCNT and BMI1 (every CPU with
-/// AVX2 has the other three).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1")]
-fn records_avx2<E>(
-    array: &[u8],
-    on_record: impl FnMut(usize, usize) -> Result<(), E>,
-) -> Result<usize, Stop<E>> {
-    records_with::<AVX2, E>(array, on_record)
+/// Defines `$avx2` and `$avx512`: copies of the `#[inline(always)]` function `$with::<LEVEL>`
+/// compiled with the target features of that level, so that its body is vectorised for it.
+/// Calling one is unsafe: the CPU must have the features ([`level`] says which it has).
+macro_rules! level_copies {
+    ($avx2:ident, $avx512:ident = $($with:ident)::+ <$($g:ident),*> ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        #[doc = concat!("`", stringify!($($with)::+), "` compiled for AVX2, carry-less multiplication, POPCNT and BMI1 (every CPU with AVX2 has the other three).")]
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1")]
+        fn $avx2<$($g),*>($($arg: $ty),*) -> $ret {
+            $($with)::+::<AVX2, $($g),*>($($arg),*)
+        }
+
+        #[doc = concat!("`", stringify!($($with)::+), "` compiled for AVX-512BW as well.")]
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1")]
+        fn $avx512<$($g),*>($($arg: $ty),*) -> $ret {
+            $($with)::+::<AVX512, $($g),*>($($arg),*)
+        }
+    };
 }
 
-/// [`records`] compiled for AVX-512BW as well.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1")]
-fn records_avx512<E>(
+level_copies!(records_avx2, records_avx512 = records_with<E>(
     array: &[u8],
-    on_record: impl FnMut(usize, usize) -> Result<(), E>,
-) -> Result<usize, Stop<E>> {
-    records_with::<AVX512, E>(array, on_record)
-}
+    on_record: impl FnMut(usize, usize) -> Result<(), E>
+) -> Result<usize, Stop<E>>);
 
 /// The scan, with the SIMD of `LEVEL` (see [`level`]).
 #[inline(always)]
@@ -312,6 +317,8 @@ pub struct Index {
     pub escapes: bool,
 }
 
+level_copies!(build_avx2, build_avx512 = Index::build_with<>(index: &mut Index, raw: &[u8]) -> bool);
+
 /// Containers nested deeper than this inside a skipped value are left to the full parser.
 const SKIP_DEPTH: u32 = 64;
 
@@ -322,25 +329,11 @@ impl Index {
         match level() {
             // SAFETY: the CPU has the features each function is compiled for, checked by
             // `level`.
-            AVX512 => return unsafe { self.build_avx512(raw) },
-            AVX2 => return unsafe { self.build_avx2(raw) },
+            AVX512 => return unsafe { build_avx512(self, raw) },
+            AVX2 => return unsafe { build_avx2(self, raw) },
             _ => {}
         }
         self.build_with::<BASE>(raw)
-    }
-
-    /// [`Index::build`] compiled for AVX2 and PCLMUL.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1")]
-    fn build_avx2(&mut self, raw: &[u8]) -> bool {
-        self.build_with::<AVX2>(raw)
-    }
-
-    /// [`Index::build`] compiled for AVX-512BW as well.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1")]
-    fn build_avx512(&mut self, raw: &[u8]) -> bool {
-        self.build_with::<AVX512>(raw)
     }
 
     #[inline(always)]
@@ -860,8 +853,8 @@ mod tests {
                 // SAFETY: only levels the CPU has.
                 let ok = [
                     base_ok,
-                    unsafe { index[1].build_avx2(raw) },
-                    top == AVX512 && unsafe { index[2].build_avx512(raw) },
+                    unsafe { build_avx2(&mut index[1], raw) },
+                    top == AVX512 && unsafe { build_avx512(&mut index[2], raw) },
                 ];
                 assert_eq!(ok[1], base_ok);
                 assert_eq!(index[1].blocks, index[0].blocks, "{}", &json[from..end]);
