@@ -113,65 +113,145 @@ fn records_with<const LEVEL: u8, E>(
         }
         .into());
     }
-    let mut walk = Walk {
+    let mut scan = Scan {
+        walk: Walk {
+            depth: 0,
+            records: 0,
+            record_start: 0,
+            prev_end: 0,
+        },
         depth: 0,
-        records: 0,
-        record_start: 0,
-        prev_end: 0,
+        strings: Strings::default(),
     };
-    let mut depth = 0usize;
-    let mut strings = Strings::default();
-    let mut pos = 0usize;
-    let mut tail = [b' '; 64];
-    while pos < array.len() {
+    // Two blocks at a time: most pairs hold no boundary, and are counted with one test.
+    let (pairs, rest) = array.as_chunks::<128>();
+    for (k, pair) in pairs.iter().enumerate() {
+        let pos = k * 128;
         #[cfg(target_arch = "x86_64")]
-        if let Some(ahead) = array.get(pos + PREFETCH..) {
-            // SAFETY: a prefetch is a hint that never faults; the address is inside `array`.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(
-                    ahead.as_ptr().cast(),
-                    std::arch::x86_64::_MM_HINT_T0,
-                )
-            };
-        }
-        let block = block_at(array, pos, &mut tail);
-        let masks = strings.classify::<LEVEL>(block);
-        let in_string = masks.in_string;
-        let opens = masks.open & !in_string;
-        let closes = masks.close & !in_string;
-        // Inside a record, a block whose closing brackets cannot bring the depth back to the
-        // record's own level holds no boundary: its brackets are counted, not visited. (The
-        // depth is kept in a local between visits so that it stays in a register.)
-        let closing = closes.count_ones() as usize;
-        if depth >= RECORD + closing {
-            depth = depth - closing + opens.count_ones() as usize;
-            if depth > MAX_DEPTH {
-                return Err(walk.too_deep(pos));
+        // SAFETY: a prefetch is a hint that never faults, whatever the address; the pointers
+        // are only computed (wrapping), never read.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let ahead = array.as_ptr().wrapping_add(pos + PREFETCH);
+            _mm_prefetch(ahead.cast(), _MM_HINT_T0);
+            _mm_prefetch(ahead.wrapping_add(64).cast(), _MM_HINT_T0);
+        };
+        let (halves, _) = pair.as_chunks::<64>();
+        let (Some(a), Some(b)) = (halves.first(), halves.get(1)) else {
+            continue;
+        };
+        let (open_a, close_a) = scan.brackets::<LEVEL>(a);
+        let (open_b, close_b) = scan.brackets::<LEVEL>(b);
+        let closing = (close_a.count_ones() + close_b.count_ones()) as usize;
+        if scan.depth >= RECORD + closing {
+            scan.depth =
+                scan.depth - closing + (open_a.count_ones() + open_b.count_ones()) as usize;
+            if scan.depth > MAX_DEPTH {
+                return Err(scan.walk.too_deep(pos));
             }
-        } else {
-            walk.depth = depth;
-            let mut brackets = opens | closes;
-            while brackets != 0 {
-                let i = brackets.trailing_zeros() as usize;
-                brackets &= brackets - 1;
-                let opening = opens & (1 << i) != 0;
-                if let Some(end) = walk.bracket(array, pos + i, opening, &mut on_record)? {
-                    return Ok(end);
-                }
-            }
-            depth = walk.depth;
+            continue;
         }
-        pos += 64;
+        if let Some(end) = scan.visit(array, pos, open_a, close_a, &mut on_record)? {
+            return Ok(end);
+        }
+        if let Some(end) = scan.visit(array, pos + 64, open_b, close_b, &mut on_record)? {
+            return Ok(end);
+        }
+    }
+    let done = pairs.len() * 128;
+    let (blocks, rest) = rest.as_chunks::<64>();
+    for (k, block) in blocks.iter().enumerate() {
+        if let Some(end) = scan.block::<LEVEL, E>(array, done + k * 64, block, &mut on_record)? {
+            return Ok(end);
+        }
+    }
+    if !rest.is_empty() {
+        // The last, short block, padded with spaces.
+        let mut tail = [b' '; 64];
+        tail[..rest.len()].copy_from_slice(rest);
+        let pos = array.len() - rest.len();
+        if let Some(end) = scan.block::<LEVEL, E>(array, pos, &tail, &mut on_record)? {
+            return Ok(end);
+        }
     }
     Err(StructureError {
         offset: array.len(),
-        reason: if strings.in_string {
+        reason: if scan.strings.in_string {
             "the data ends inside a string (truncated?)"
         } else {
             "the data ends before the Records array is closed (truncated?)"
         },
     }
     .into())
+}
+
+/// The scan's state between blocks.
+struct Scan {
+    walk: Walk,
+    /// Brackets open, kept here rather than in `walk` between visits so that it stays in a
+    /// register.
+    depth: usize,
+    strings: Strings,
+}
+
+impl Scan {
+    /// Takes the block at `pos`; returns the end of the array when the block closes it.
+    #[inline(always)]
+    fn block<const LEVEL: u8, E>(
+        &mut self,
+        array: &[u8],
+        pos: usize,
+        block: &[u8; 64],
+        on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
+    ) -> Result<Option<usize>, Stop<E>> {
+        let (opens, closes) = self.brackets::<LEVEL>(block);
+        self.visit(array, pos, opens, closes, on_record)
+    }
+
+    /// The block's opening and closing brackets outside strings.
+    #[inline(always)]
+    fn brackets<const LEVEL: u8>(&mut self, block: &[u8; 64]) -> (u64, u64) {
+        let masks = self.strings.classify::<LEVEL>(block);
+        (
+            masks.open & !masks.in_string,
+            masks.close & !masks.in_string,
+        )
+    }
+
+    /// Takes the brackets of the block at `pos`; returns the end of the array when one closes
+    /// it.
+    #[inline(always)]
+    fn visit<E>(
+        &mut self,
+        array: &[u8],
+        pos: usize,
+        opens: u64,
+        closes: u64,
+        on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
+    ) -> Result<Option<usize>, Stop<E>> {
+        // Inside a record, a block whose closing brackets cannot bring the depth back to the
+        // record's own level holds no boundary: its brackets are counted, not visited.
+        let closing = closes.count_ones() as usize;
+        if self.depth >= RECORD + closing {
+            self.depth = self.depth - closing + opens.count_ones() as usize;
+            if self.depth > MAX_DEPTH {
+                return Err(self.walk.too_deep(pos));
+            }
+            return Ok(None);
+        }
+        self.walk.depth = self.depth;
+        let mut brackets = opens | closes;
+        while brackets != 0 {
+            let i = brackets.trailing_zeros() as usize;
+            brackets &= brackets - 1;
+            let opening = opens & (1 << i) != 0;
+            if let Some(end) = self.walk.bracket(array, pos + i, opening, on_record)? {
+                return Ok(Some(end));
+            }
+        }
+        self.depth = self.walk.depth;
+        Ok(None)
+    }
 }
 
 /// The walk's state between brackets.
@@ -733,8 +813,9 @@ mod tests {
 
     #[test]
     fn long_strings_and_escapes_across_blocks() {
-        // Escaping backslashes and quotes at every position relative to the 64-byte blocks.
-        for pad in 0..130 {
+        // Escaping backslashes and quotes at every position relative to the 64-byte blocks, and
+        // records ending in either block of the 128-byte pairs the scan takes at a time.
+        for pad in 0..260 {
             let value = format!("{}\\\\\\\"{}\\\\", "x".repeat(pad), "}".repeat(pad % 7));
             let record = format!(r#"{{"k":"{value}","n":{{"m":"]"}}}}"#);
             let json = format!("[{record},{record}]");
