@@ -719,7 +719,14 @@ fn collect_to(
     }
     // The log files are read first: a bad source fails before the long collection.
     let config = Config::load(config_path)?;
-    let analysed = audit_logs::analyse(&aws.logs, since, started, started, &config)?;
+    let analysed = audit_logs::analyse(
+        &aws.logs,
+        since,
+        started,
+        started,
+        &config,
+        aws.profile.as_deref(),
+    )?;
     let args = CollectArgs {
         profile: aws.profile.clone(),
         regions: aws.regions.clone(),

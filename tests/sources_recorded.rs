@@ -599,3 +599,71 @@ fn audit_logs_reads_lookup_events_through_the_cli() {
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("198.51.100.9"), "{}", out.stdout);
 }
+
+#[test]
+fn the_log_sources_sign_with_the_logs_profile() {
+    // The keys each request was signed with.
+    let keys: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let log = keys.clone();
+    let endpoint = util::stub::serve(move |req| {
+        log.lock().expect("log").push(req.access_key.clone());
+        let page = if req.body.contains("page-2") {
+            "cloudtrail-LookupEvents-page2.json"
+        } else {
+            "cloudtrail-LookupEvents-page1.json"
+        };
+        (200, "application/x-amz-json-1.1", recorded(page))
+    });
+    let tmp = util::TestDir::new();
+    let credentials = tmp.path("credentials");
+    std::fs::write(
+        &credentials,
+        "[default]\naws_access_key_id = DEFAULTKEY\naws_secret_access_key = s\n\n\
+         [log-archive]\naws_access_key_id = LOGARCHIVEKEY\naws_secret_access_key = s\n",
+    )
+    .expect("credentials");
+    let config = tmp.path("config");
+    std::fs::write(
+        &config,
+        "[default]\nregion = eu-west-1\n\n[profile log-archive]\nregion = eu-west-1\n",
+    )
+    .expect("config");
+    let run = |extra: &[&str]| {
+        keys.lock().expect("log").clear();
+        let mut args = vec![
+            "audit-logs",
+            "--cloudtrail-lookup",
+            "eu-west-1",
+            "--since",
+            "2025-11-24T00:00:00Z",
+            "--until",
+            "2025-11-29T00:00:00Z",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = util::keyproof_env(
+            &args,
+            &[
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                (
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    credentials.to_str().expect("utf-8"),
+                ),
+                ("AWS_CONFIG_FILE", config.to_str().expect("utf-8")),
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        keys.lock().expect("log").clone()
+    };
+    let both = |key: &str| vec![key.to_string(), key.to_string()];
+    assert_eq!(
+        run(&["--logs-profile", "log-archive"]),
+        both("LOGARCHIVEKEY")
+    );
+    assert_eq!(run(&[]), both("DEFAULTKEY"));
+
+    // A local copy needs no credentials: the flag is refused there.
+    let out = util::keyproof(&["audit-logs", "--local", ".", "--logs-profile", "x"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+}

@@ -42,7 +42,7 @@ impl KmsSigner {
             .build()
             .map_err(KmsSignError::Runtime)?;
         let client = runtime.block_on(async {
-            let sdk = crate::collect::default_config(crate::collect::arn_region(key)).await;
+            let sdk = crate::collect::default_config(crate::collect::arn_region(key), None).await;
             aws_sdk_kms::Client::from_conf(
                 aws_sdk_kms::config::Builder::from(&sdk)
                     .interceptor(Guard::signing(Arc::new(Ledger::default())))

@@ -207,7 +207,7 @@ async fn upload(
     files: Vec<(String, Vec<u8>)>,
     options: &PublishOptions,
 ) -> Result<Published, PublishError> {
-    let client = s3_client(Guard::publishing(Arc::new(Ledger::default()))).await;
+    let client = s3_client(Guard::publishing(Arc::new(Ledger::default())), None).await;
     let bucket = &options.target.bucket;
     let call = |operation: &'static str, target: String| {
         move |failure: ApiFailure| PublishError::Call {
@@ -318,8 +318,8 @@ async fn upload(
 /// An S3 client from the default AWS configuration, held by `guard`. With an endpoint override
 /// (an S3-compatible store, or the tests' emulator) buckets are addressed by path, since
 /// virtual-host names do not resolve there. Shared by publishing and by log reading.
-pub(crate) async fn s3_client(guard: Guard) -> aws_sdk_s3::Client {
-    let sdk = crate::collect::default_config(None).await;
+pub(crate) async fn s3_client(guard: Guard, profile: Option<&str>) -> aws_sdk_s3::Client {
+    let sdk = crate::collect::default_config(None, profile).await;
     let path_style = sdk.endpoint_url().is_some();
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)

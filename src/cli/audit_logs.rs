@@ -69,6 +69,11 @@ pub(super) struct LogSourceArgs {
     /// e.g. one per region) [default with --cloudtrail-s3: CloudTrail ListPublicKeys].
     #[arg(long, value_name = "FILE")]
     public_keys: Vec<PathBuf>,
+    /// Named profile from ~/.aws/config for reading the logs (the trail's bucket, Lake,
+    /// LookupEvents, ListPublicKeys): a trail bucket often lives in a log-archive account
+    /// [default: `--profile` of collect/run, else the AWS default credential chain].
+    #[arg(long, value_name = "PROFILE", conflicts_with = "local")]
+    logs_profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -108,14 +113,17 @@ pub(super) struct Analysed {
 }
 
 /// Reads and analyses the log files of the window (and verifies their digests when asked);
-/// `None` when no source is given.
+/// `None` when no source is given. The AWS sources use `--logs-profile`, else `profile` (the
+/// profile `collect`/`run` collect with), else the default credential chain.
 pub(super) fn analyse(
     source: &LogSourceArgs,
     since: chrono::DateTime<Utc>,
     until: chrono::DateTime<Utc>,
     now: chrono::DateTime<Utc>,
     config: &Config,
+    profile: Option<&str>,
 ) -> Result<Option<Analysed>> {
+    let profile = source.logs_profile.as_deref().or(profile);
     let rules = Rules::new(
         since,
         until,
@@ -128,7 +136,7 @@ pub(super) fn analyse(
         &source.cloudtrail_lake,
     ) {
         (None, None, None) if !source.cloudtrail_lookup.is_empty() => EventSource::Lookup(
-            LookupSource::connect(&source.cloudtrail_lookup)
+            LookupSource::connect(&source.cloudtrail_lookup, profile)
                 .context("could not set up CloudTrail LookupEvents")?,
         ),
         (Some(dir), _, _) => {
@@ -141,7 +149,8 @@ pub(super) fn analyse(
             EventSource::Files(Box::new(LocalStore::new(dir.clone())))
         }
         (None, Some(url), _) => EventSource::Files(Box::new(
-            S3Store::connect(&url.parse()?).context("could not reach the trail's bucket")?,
+            S3Store::connect(&url.parse()?, profile)
+                .context("could not reach the trail's bucket")?,
         )),
         (None, None, Some(store)) => {
             let wait = Wait {
@@ -149,7 +158,8 @@ pub(super) fn analyse(
                 ..Wait::default()
             };
             EventSource::Lake(
-                LakeSource::connect(store, wait).context("could not set up CloudTrail Lake")?,
+                LakeSource::connect(store, wait, profile)
+                    .context("could not set up CloudTrail Lake")?,
             )
         }
         (None, None, None) => return Ok(None),
@@ -165,7 +175,7 @@ pub(super) fn analyse(
         .context("could not read the KMS events")?;
     let integrity = match events.files() {
         Some(store) if source.verify_digests => {
-            let keys = public_keys(source, store, since, until)?;
+            let keys = public_keys(source, store, since, until, profile)?;
             Some(
                 logs::digest::verify(store, &keys, since, until, &scan.log_hashes, now)
                     .context("could not read the digest files")?,
@@ -204,7 +214,8 @@ pub(super) fn run(args: AuditLogsArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| Some(PathBuf::from("keyproof.toml")).filter(|p| p.exists()));
     let config = Config::load(config_path.as_deref())?;
-    let Some(Analysed { logs: result, .. }) = analyse(&args.source, since, until, now, &config)?
+    let Some(Analysed { logs: result, .. }) =
+        analyse(&args.source, since, until, now, &config, None)?
     else {
         bail!(
             "pass --local DIR, --cloudtrail-s3 s3://bucket/prefix, --cloudtrail-lake EVENT_DATA_STORE or --cloudtrail-lookup REGIONS"
@@ -252,6 +263,7 @@ fn public_keys(
     store: &dyn LogStore,
     since: chrono::DateTime<Utc>,
     until: chrono::DateTime<Utc>,
+    profile: Option<&str>,
 ) -> Result<logs::digest::PublicKeys> {
     let mut keys = logs::digest::PublicKeys::default();
     for path in &args.public_keys {
@@ -288,6 +300,7 @@ fn public_keys(
             &region,
             since - Duration::days(1),
             until + Duration::days(1),
+            profile,
         )
         .with_context(|| format!("could not read CloudTrail's public keys in {region}"))?;
     }

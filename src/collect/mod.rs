@@ -364,10 +364,13 @@ pub fn to_sdk_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
 }
 
 /// The default AWS configuration (environment, profile, `AWS_ENDPOINT_URL`), in `region` when
-/// one is given. For the commands that make a few calls of their own outside `collect`: log
-/// reading, manifest signing, publishing.
-pub async fn default_config(region: Option<&str>) -> aws_config::SdkConfig {
+/// one is given, from the named `profile` when one is given. For the commands that make a few
+/// calls of their own outside `collect`: log reading, manifest signing, publishing.
+pub async fn default_config(region: Option<&str>, profile: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region.to_string()));
     }
@@ -382,10 +385,13 @@ pub fn arn_region(arn: &str) -> Option<&str> {
         .filter(|r| !r.is_empty())
 }
 
-/// A CloudTrail client from the default configuration, in `region` when one is given, held by
-/// the log-reading guard (docs/iam-policy-logs.json).
-pub async fn log_reading_cloudtrail(region: Option<&str>) -> aws_sdk_cloudtrail::Client {
-    let sdk = default_config(region).await;
+/// A CloudTrail client from the default configuration (or the named `profile`), in `region`
+/// when one is given, held by the log-reading guard (docs/iam-policy-logs.json).
+pub async fn log_reading_cloudtrail(
+    region: Option<&str>,
+    profile: Option<&str>,
+) -> aws_sdk_cloudtrail::Client {
+    let sdk = default_config(region, profile).await;
     aws_sdk_cloudtrail::Client::from_conf(
         aws_sdk_cloudtrail::config::Builder::from(&sdk)
             .interceptor(Guard::log_reading(

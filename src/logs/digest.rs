@@ -159,13 +159,14 @@ pub fn fetch_public_keys(
     region: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
+    profile: Option<&str>,
 ) -> Result<(), SourceError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(SourceError::Runtime)?;
     runtime.block_on(async {
-        let client = crate::collect::log_reading_cloudtrail(Some(region)).await;
+        let client = crate::collect::log_reading_cloudtrail(Some(region), profile).await;
         let mut token: Option<String> = None;
         loop {
             let out = client

@@ -214,14 +214,20 @@ where
 }
 
 impl LakeSource {
-    /// A source querying `arn_or_id` with the default AWS configuration, held by the
-    /// log-reading guard (StartQuery, DescribeQuery, GetQueryResults; docs/iam-policy-logs.json).
-    pub fn connect(arn_or_id: &str, wait: Wait) -> Result<LakeSource, SourceError> {
+    /// A source querying `arn_or_id` with the default AWS configuration (or the named
+    /// `profile`), held by the log-reading guard (StartQuery, DescribeQuery, GetQueryResults;
+    /// docs/iam-policy-logs.json).
+    pub fn connect(
+        arn_or_id: &str,
+        wait: Wait,
+        profile: Option<&str>,
+    ) -> Result<LakeSource, SourceError> {
         let store_id = store_id(arn_or_id)?;
         let runtime = runtime()?;
         // The store's region, when an ARN names it, is where the query runs.
         let client = runtime.block_on(crate::collect::log_reading_cloudtrail(
             crate::collect::arn_region(arn_or_id),
+            profile,
         ));
         Ok(LakeSource {
             store_id,

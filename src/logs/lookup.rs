@@ -46,14 +46,14 @@ pub struct LookupSource {
 }
 
 impl LookupSource {
-    /// A source reading `regions` with the default AWS configuration, held by the log-reading
-    /// guard (cloudtrail:LookupEvents; docs/iam-policy-logs.json).
-    pub fn connect(regions: &[String]) -> Result<LookupSource, SourceError> {
+    /// A source reading `regions` with the default AWS configuration (or the named `profile`),
+    /// held by the log-reading guard (cloudtrail:LookupEvents; docs/iam-policy-logs.json).
+    pub fn connect(regions: &[String], profile: Option<&str>) -> Result<LookupSource, SourceError> {
         let runtime = runtime()?;
         let clients = regions
             .iter()
             .map(|region| {
-                let client = runtime.block_on(log_reading_cloudtrail(Some(region)));
+                let client = runtime.block_on(log_reading_cloudtrail(Some(region), profile));
                 (region.clone(), client)
             })
             .collect();

@@ -257,17 +257,21 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    /// Connects with the default AWS configuration; the client is held to listing and reading.
-    pub fn connect(url: &crate::bundle::S3Url) -> Result<S3Store, SourceError> {
+    /// Connects with the default AWS configuration (or the named `profile`); the client is held
+    /// to listing and reading.
+    pub fn connect(
+        url: &crate::bundle::S3Url,
+        profile: Option<&str>,
+    ) -> Result<S3Store, SourceError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(SourceError::Runtime)?;
-        let client = runtime.block_on(crate::bundle::s3_client(Guard::log_reading(
-            "s3",
-            Arc::new(Ledger::default()),
-        )));
+        let client = runtime.block_on(crate::bundle::s3_client(
+            Guard::log_reading("s3", Arc::new(Ledger::default())),
+            profile,
+        ));
         let base = if url.prefix.is_empty() {
             "AWSLogs/".to_string()
         } else if url.prefix == "AWSLogs" || url.prefix.ends_with("/AWSLogs") {

@@ -14,6 +14,8 @@ pub struct Request {
     pub path: String,
     /// The `x-amz-target` header (`Service_Version.Operation` for JSON-protocol APIs).
     pub target: String,
+    /// The access key ID the request was signed with (from its `Authorization` header).
+    pub access_key: String,
     pub body: String,
 }
 
@@ -38,6 +40,7 @@ pub fn serve(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Stri
                     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                     let mut length = 0usize;
                     let mut target = String::new();
+                    let mut access_key = String::new();
                     loop {
                         let mut header = String::new();
                         if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -51,6 +54,13 @@ pub fn serve(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Stri
                                 length = value.trim().parse().unwrap_or(0);
                             } else if name.eq_ignore_ascii_case("x-amz-target") {
                                 target = value.trim().to_string();
+                            } else if name.eq_ignore_ascii_case("authorization") {
+                                access_key = value
+                                    .split("Credential=")
+                                    .nth(1)
+                                    .and_then(|c| c.split('/').next())
+                                    .unwrap_or_default()
+                                    .to_string();
                             }
                         }
                     }
@@ -61,6 +71,7 @@ pub fn serve(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Stri
                     let request = Request {
                         path,
                         target,
+                        access_key,
                         body: String::from_utf8_lossy(&body).into_owned(),
                     };
                     let (status, content_type, body) = answer(&request);
