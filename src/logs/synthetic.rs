@@ -350,10 +350,8 @@ fn normal_call<'a>(
 struct Planned {
     path: PathBuf,
     region: String,
-    /// Hour index and whether the file is of the first region (where anomalies go).
+    /// Hour index in the window.
     hour: u32,
-    first_region: bool,
-    json: String,
     records: u64,
     kms: u64,
     breakage: Option<Breakage>,
@@ -542,20 +540,35 @@ pub fn write(dir: &Path, spec: &Spec) -> std::io::Result<Expected> {
             }
         }
     }
-    let spec_ref = spec;
-    let planned: Vec<Planned> = jobs
+    // Injected calls go into the first intact file of their hour in the first region.
+    let mut inject: Vec<Vec<&KmsCall<'_>>> = vec![Vec::new(); jobs.len()];
+    for call in &injected {
+        let hour_index = (call.time - spec.start).num_hours();
+        let target = jobs.iter().position(|(_, h, _, _, region, breakage)| {
+            breakage.is_none() && region == &spec.regions[0] && i64::from(*h) == hour_index
+        });
+        if let Some(target) = target {
+            inject[target].push(call);
+        }
+    }
+
+    // Each file is rendered, compressed, written and hashed in one step, so that only the files
+    // being worked on are in memory, whatever the volume.
+    type Written = (Planned, u64, u64, u64, String);
+    let results: Vec<std::io::Result<Written>> = jobs
         .into_par_iter()
-        .map(|(path, h, seed, hour, region, breakage)| {
+        .zip(inject.into_par_iter())
+        .map(|((path, h, seed, hour, region, breakage), calls)| {
             let mut rng = Rng(seed);
-            let mut json = String::with_capacity(spec_ref.records_per_file * 1400);
+            let mut json = String::with_capacity(spec.records_per_file * 1400);
             json.push_str(r#"{"Records":["#);
             let mut kms = 0u64;
-            for i in 0..spec_ref.records_per_file {
+            for i in 0..spec.records_per_file {
                 if i > 0 {
                     json.push(',');
                 }
                 let time = hour + Duration::seconds(rng.below(3600) as i64);
-                if rng.below(100) < u64::from(spec_ref.kms_percent) {
+                if rng.below(100) < u64::from(spec.kms_percent) {
                     let ip = format!(
                         "10.{}.{}.{}",
                         rng.below(256),
@@ -566,101 +579,74 @@ pub fn write(dir: &Path, spec: &Spec) -> std::io::Result<Expected> {
                     kms_json(&mut json, &c, &mut rng);
                     kms += 1;
                 } else {
-                    other_json(&mut json, &mut rng, time, &region, &spec_ref.account);
+                    other_json(&mut json, &mut rng, time, &region, &spec.account);
                 }
             }
+            for call in &calls {
+                json.push(',');
+                kms_json(&mut json, call, &mut rng);
+            }
             json.push_str("]}");
-            Planned {
-                first_region: region == spec_ref.regions[0],
-                region: region.clone(),
+            let planned = Planned {
+                region,
                 path,
                 hour: h,
-                json,
-                records: spec_ref.records_per_file as u64,
-                kms,
+                records: (spec.records_per_file + calls.len()) as u64,
+                kms: kms + calls.len() as u64,
                 breakage,
-            }
-        })
-        .collect();
-
-    // Injected calls go into the first file of their hour in the first region.
-    let mut planned = planned;
-    for call in &injected {
-        let hour_index = (call.time - spec.start).num_hours();
-        let target = planned
-            .iter_mut()
-            .find(|p| p.breakage.is_none() && p.first_region && i64::from(p.hour) == hour_index);
-        let Some(target) = target else { continue };
-        target.json.truncate(target.json.len() - 2);
-        target.json.push(',');
-        kms_json(&mut target.json, call, &mut rng);
-        target.json.push_str("]}");
-        target.records += 1;
-        target.kms += 1;
-    }
-
-    type Written = (u64, bool, u64, u64, u64, String, u64, String);
-    let results: Vec<std::io::Result<Written>> = planned
-        .par_iter()
-        .map(|p| {
-            let full = dir.join(&p.path);
+            };
+            let full = dir.join(&planned.path);
             if let Some(parent) = full.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            let json: std::borrow::Cow<'_, str> = match p.breakage {
+            let delivered: std::borrow::Cow<'_, str> = match planned.breakage {
                 Some(Breakage::MalformedJson) => {
                     // A doubled comma between two records, half way through the file.
-                    let mut s = p.json.clone();
+                    let mut s = json.clone();
                     let boundary = r#"},{"eventVersion""#;
                     if let Some(at) = s[s.len() / 2..].find(boundary) {
                         s.insert(s.len() / 2 + at + 2, ',');
                     }
                     s.into()
                 }
-                _ => p.json.as_str().into(),
+                _ => json.as_str().into(),
             };
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            enc.write_all(json.as_bytes())?;
+            enc.write_all(delivered.as_bytes())?;
             let mut gz = enc.finish()?;
-            if let Some(Breakage::TruncatedGzip) = p.breakage {
+            if let Some(Breakage::TruncatedGzip) = planned.breakage {
                 gz.truncate(gz.len() / 2);
             }
             std::fs::write(&full, &gz)?;
-            let delivered_sha256 = {
+            let sha256 = {
                 use sha2::Digest as _;
-                hex::encode(sha2::Sha256::digest(p.json.as_bytes()))
+                hex::encode(sha2::Sha256::digest(json.as_bytes()))
             };
-            let batch = if p.breakage.is_none() {
-                count_batch_in_hour(&p.json, spike_hour)
+            let batch = if planned.breakage.is_none() {
+                count_batch_in_hour(&json, spike_hour)
             } else {
                 0
             };
-            Ok((
-                gz.len() as u64,
-                p.breakage.is_some(),
-                p.records,
-                p.kms,
-                p.json.len() as u64,
-                p.path.to_string_lossy().into_owned(),
-                batch,
-                delivered_sha256,
-            ))
+            Ok((planned, gz.len() as u64, json.len() as u64, batch, sha256))
         })
         .collect();
     let mut delivered: Vec<(String, String)> = Vec::new();
+    let mut planned = Vec::with_capacity(results.len());
     for r in results {
-        let (stored, broken, records, kms, json_bytes, path, batch, sha) = r?;
+        let (p, stored, json_bytes, batch, sha) = r?;
+        let path = p.path.to_string_lossy().into_owned();
         delivered.push((path.clone(), sha));
         expected.files += 1;
         expected.stored_bytes += stored;
-        if broken {
+        if p.breakage.is_some() {
             expected.broken_files.push(path);
         } else {
-            expected.records += records;
-            expected.kms_events += kms;
+            expected.records += p.records;
+            expected.kms_events += p.kms;
             expected.json_bytes += json_bytes;
             batch_in_spike_hour += batch;
         }
+        planned.push(p);
     }
     expected.broken_files.sort();
     if spec.anomalies {
