@@ -124,8 +124,9 @@ fn records_with<const LEVEL: u8, E>(
         strings: Strings::default(),
     };
     // Two blocks at a time: most pairs hold no boundary, and are counted with one test.
-    let (pairs, rest) = array.as_chunks::<128>();
-    for (k, pair) in pairs.iter().enumerate() {
+    let (blocks, rest) = array.as_chunks::<64>();
+    let (pairs, single) = blocks.as_chunks::<2>();
+    for (k, [a, b]) in pairs.iter().enumerate() {
         let pos = k * 128;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch is a hint that never faults, whatever the address; the pointers
@@ -135,10 +136,6 @@ fn records_with<const LEVEL: u8, E>(
             let ahead = array.as_ptr().wrapping_add(pos + PREFETCH);
             _mm_prefetch(ahead.cast(), _MM_HINT_T0);
             _mm_prefetch(ahead.wrapping_add(64).cast(), _MM_HINT_T0);
-        };
-        let (halves, _) = pair.as_chunks::<64>();
-        let (Some(a), Some(b)) = (halves.first(), halves.get(1)) else {
-            continue;
         };
         let (open_a, close_a) = scan.brackets::<LEVEL>(a);
         let (open_b, close_b) = scan.brackets::<LEVEL>(b);
@@ -159,8 +156,7 @@ fn records_with<const LEVEL: u8, E>(
         }
     }
     let done = pairs.len() * 128;
-    let (blocks, rest) = rest.as_chunks::<64>();
-    for (k, block) in blocks.iter().enumerate() {
+    for (k, block) in single.iter().enumerate() {
         if let Some(end) = scan.block::<LEVEL, E>(array, done + k * 64, block, &mut on_record)? {
             return Ok(end);
         }
