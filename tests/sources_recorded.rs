@@ -538,6 +538,17 @@ fn digests_cannot_be_verified_from_lookup_events() {
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
 }
 
+/// `audit-logs` reading the recorded LookupEvents pages' window in eu-west-1.
+const LOOKUP_CLI: &[&str] = &[
+    "audit-logs",
+    "--cloudtrail-lookup",
+    "eu-west-1",
+    "--since",
+    "2025-11-24T00:00:00Z",
+    "--until",
+    "2025-11-29T00:00:00Z",
+];
+
 #[test]
 fn audit_logs_reads_lookup_events_through_the_cli() {
     let (endpoint, seen) = cloudtrail_stub(|op, body| match op {
@@ -551,17 +562,8 @@ fn audit_logs_reads_lookup_events_through_the_cli() {
     let config = tmp.path("keyproof.toml");
     std::fs::write(&config, "[logs]\nallowed_source_cidrs = [\"10.0.0.0/8\"]\n").expect("config");
     let run = |extra: &[&str]| {
-        let mut args = vec![
-            "audit-logs",
-            "--cloudtrail-lookup",
-            "eu-west-1",
-            "--since",
-            "2025-11-24T00:00:00Z",
-            "--until",
-            "2025-11-29T00:00:00Z",
-            "--config",
-            config.to_str().expect("utf-8"),
-        ];
+        let mut args = LOOKUP_CLI.to_vec();
+        args.extend_from_slice(&["--config", config.to_str().expect("utf-8")]);
         args.extend_from_slice(extra);
         util::keyproof_env(
             &args,
@@ -630,16 +632,8 @@ fn the_log_sources_sign_with_the_logs_profile() {
     .expect("config");
     let run = |extra: &[&str]| {
         keys.lock().expect("log").clear();
-        let mut args = vec![
-            "audit-logs",
-            "--cloudtrail-lookup",
-            "eu-west-1",
-            "--since",
-            "2025-11-24T00:00:00Z",
-            "--until",
-            "2025-11-29T00:00:00Z",
-            "--json",
-        ];
+        let mut args = LOOKUP_CLI.to_vec();
+        args.push("--json");
         args.extend_from_slice(extra);
         let out = util::keyproof_env(
             &args,
