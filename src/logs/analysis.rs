@@ -29,12 +29,15 @@
 //!   `(n − m) / max(1.4826·MAD, 1) ≥ spike_threshold`. Median and MAD are not moved by the spike
 //!   itself, unlike a mean and standard deviation.
 //!
-//!   When the window holds at least `spike_hour_of_day_min_days` days, the hour must also be a
-//!   spike, by the same test, against the principal's counts at the same hour of the day (UTC)
-//!   on every day of the window. A job that runs at 02:00 every day is quiet the other 23 hours,
-//!   so against the whole window each of its runs looks like a spike; against the 02:00 hours
-//!   it is the norm. A dormant credential suddenly used heavily is a spike against both. What
-//!   this does not absorb is a weekly or monthly job: its hour of the day is quiet on most days.
+//!   Recurring jobs are not spikes. When the window holds an hour of the day on at least
+//!   `spike_hour_of_day_min_days` days, the hour must also be a spike, by the same test, against
+//!   the principal's counts at that hour (UTC) on every day of the window; and when it holds an
+//!   hour of the week in at least `spike_hour_of_week_min_weeks` weeks, against its counts at
+//!   that hour of that weekday in every week. A job that runs at 02:00 every day (or every
+//!   Sunday) is quiet in the other hours, so against the whole window each of its runs looks
+//!   like a spike; against its own hour of the day (or week) it is the norm. A dormant
+//!   credential suddenly used heavily is a spike against all of them. What this does not absorb
+//!   is a job on a longer cycle (monthly), whose hour of the week is quiet in most weeks.
 
 use super::record::{EventRef, KmsRecord};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -63,6 +66,10 @@ pub struct LogsConfig {
     /// the other days (so that a daily job is not a spike every day). Default 7; 0 turns the
     /// hour-of-day test off.
     pub spike_hour_of_day_min_days: u32,
+    /// Weeks the window must span before an hour must also stand out against the same hour of
+    /// the same weekday in the other weeks (so that a weekly job is not a spike every week).
+    /// Default 4; 0 turns the hour-of-week test off.
+    pub spike_hour_of_week_min_weeks: u32,
     /// Events cited per detection (the count covers all). Default 20.
     pub evidence_per_detection: usize,
 }
@@ -74,6 +81,7 @@ impl Default for LogsConfig {
             spike_min_calls: 100,
             spike_threshold: 6.0,
             spike_hour_of_day_min_days: 7,
+            spike_hour_of_week_min_weeks: 4,
             evidence_per_detection: 20,
         }
     }
@@ -607,45 +615,39 @@ impl Activity {
             .div_euclid(3600)
             .max(first_hour);
         let span = (last_hour - first_hour + 1) as usize;
-        // Hours of the window at each hour of the day: the size of that hour's own sample.
-        let mut per_slot = [0usize; 24];
-        for h in first_hour..=last_hour {
-            per_slot[h.rem_euclid(24) as usize] += 1;
-        }
-        let min_days = cfg.spike_hour_of_day_min_days as usize;
+        // The cycles a recurring job follows, and how many times the window must hold an hour
+        // of the cycle before that hour is also judged against its own counts.
+        let cycles = [
+            Cycle::new(24, cfg.spike_hour_of_day_min_days, first_hour, last_hour),
+            Cycle::new(168, cfg.spike_hour_of_week_min_weeks, first_hour, last_hour),
+        ];
         let mut out = Vec::new();
         for (principal, hours) in &self.hours {
             let whole = Baseline::of(hours.values().map(|h| h.count), span);
-            let mut slots: [Option<Baseline>; 24] = [None; 24];
-            for (hour, cell) in hours {
+            'hours: for (hour, cell) in hours {
                 let n = cell.count;
                 if n < cfg.spike_min_calls || !whole.spike(n, cfg.spike_threshold) {
                     continue;
                 }
-                let slot = hour.rem_euclid(24) as usize;
                 let mut detail = format!(
                     "baseline: median {} per hour, MAD {}, z = {:.1}",
                     whole.median,
                     whole.mad,
                     whole.z(n)
                 );
-                if min_days > 0 && per_slot[slot] >= min_days {
-                    let daily = *slots[slot].get_or_insert_with(|| {
-                        let same_hour = hours
-                            .iter()
-                            .filter(|(h, _)| h.rem_euclid(24) as usize == slot)
-                            .map(|(_, c)| c.count);
-                        Baseline::of(same_hour, per_slot[slot])
-                    });
-                    if !daily.spike(n, cfg.spike_threshold) {
+                for cycle in &cycles {
+                    let Some(own) = cycle.baseline(*hour, hours) else {
                         continue;
+                    };
+                    if !own.spike(n, cfg.spike_threshold) {
+                        continue 'hours;
                     }
                     detail.push_str(&format!(
-                        "; at {slot:02}:00 on the window's {} days: median {}, MAD {}, z = {:.1}",
-                        per_slot[slot],
-                        daily.median,
-                        daily.mad,
-                        daily.z(n)
+                        "; {}: median {}, MAD {}, z = {:.1}",
+                        cycle.describe(*hour),
+                        own.median,
+                        own.mad,
+                        own.z(n)
                     ));
                 }
                 let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or(rules.since);
@@ -776,6 +778,68 @@ fn entry<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
     for (k, v) in from {
         *into.entry(k).or_default() += v;
+    }
+}
+
+/// A cycle of `period` hours (a day, a week) a recurring job may follow.
+struct Cycle {
+    period: i64,
+    /// Times the window must hold an hour of the cycle before it is judged within the cycle
+    /// (0: never).
+    min_samples: usize,
+    /// Hours of the window at each hour of the cycle: the size of that hour's own sample.
+    samples: Vec<usize>,
+}
+
+impl Cycle {
+    fn new(period: i64, min_samples: u32, first_hour: i64, last_hour: i64) -> Cycle {
+        let mut samples = vec![0usize; period as usize];
+        for h in first_hour..=last_hour {
+            if let Some(n) = samples.get_mut(h.rem_euclid(period) as usize) {
+                *n += 1;
+            }
+        }
+        Cycle {
+            period,
+            min_samples: min_samples as usize,
+            samples,
+        }
+    }
+
+    /// The baseline of `hour`'s place in the cycle (the principal's counts at that place in
+    /// every cycle of the window, silent ones as zero), when the window holds it often enough.
+    fn baseline(&self, hour: i64, hours: &BTreeMap<i64, Hour>) -> Option<Baseline> {
+        let slot = hour.rem_euclid(self.period);
+        let samples = *self.samples.get(slot as usize)?;
+        if self.min_samples == 0 || samples < self.min_samples {
+            return None;
+        }
+        let same = hours
+            .iter()
+            .filter(|(h, _)| h.rem_euclid(self.period) == slot)
+            .map(|(_, c)| c.count);
+        Some(Baseline::of(same, samples))
+    }
+
+    /// Which hour of the cycle `hour` is, and how many times the window holds it.
+    fn describe(&self, hour: i64) -> String {
+        let samples = self
+            .samples
+            .get(hour.rem_euclid(self.period) as usize)
+            .copied()
+            .unwrap_or(0);
+        let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
+        if self.period == 24 {
+            format!(
+                "at {} on the window's {samples} days",
+                start.format("%H:00")
+            )
+        } else {
+            format!(
+                "on {} in the window's {samples} weeks",
+                start.format("%A at %H:00")
+            )
+        }
     }
 }
 
@@ -1175,5 +1239,70 @@ mod tests {
         assert_eq!(spike_hours(&fill(&window(0))), every_day);
         // A window shorter than the days asked for also keeps the whole-window test alone.
         assert_eq!(spike_hours(&fill(&window(15))), every_day);
+    }
+
+    #[test]
+    fn a_weekly_job_is_its_own_baseline_over_four_weeks_or_more() {
+        let weeks = 8;
+        // 2026-11-01 is a Sunday.
+        let since: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().expect("time");
+        let window = |min_weeks: u32| {
+            Rules::new(
+                since,
+                since + chrono::Duration::weeks(weeks),
+                &[],
+                &LogsConfig {
+                    spike_hour_of_week_min_weeks: min_weeks,
+                    ..LogsConfig::default()
+                },
+            )
+            .expect("rules")
+        };
+        let fill = |rules: &Rules| {
+            let mut a = Activity::default();
+            for day in 0..weeks * 7 {
+                // The weekly job: 500 calls on Sundays at 03:00, a few in every other hour.
+                for hour in 0..24 {
+                    let n = if day % 7 == 0 && hour == 3 { 500 } else { 3 };
+                    calls(&mut a, rules, "weekly", day * 24 + hour, n);
+                }
+            }
+            // A credential unused for seven weeks, then 300 calls on a Sunday at 03:00.
+            calls(&mut a, rules, "dormant", 49 * 24 + 3, 300);
+            a.finish(rules)
+        };
+
+        let report = fill(&window(4));
+        assert_eq!(
+            spike_hours(&report),
+            vec![("dormant".to_string(), "2026-12-20 03:00".to_string())]
+        );
+        let detail = &report
+            .detections
+            .iter()
+            .find(|d| d.kind == DetectionKind::VolumeSpike)
+            .expect("spike")
+            .detail;
+        assert!(
+            detail.contains("on Sunday at 03:00 in the window's 8 weeks: median 0"),
+            "{detail}"
+        );
+
+        // Against its hour of the day alone (03:00 is quiet six days a week), each of the job's
+        // eight runs is a spike: so it is with the hour-of-week test off, or a window of fewer
+        // weeks than asked for.
+        let mut every_week: Vec<(String, String)> = (0..weeks)
+            .map(|w| {
+                let day = since + chrono::Duration::weeks(w) + chrono::Duration::hours(3);
+                (
+                    "weekly".to_string(),
+                    day.format("%Y-%m-%d %H:00").to_string(),
+                )
+            })
+            .collect();
+        every_week.push(("dormant".to_string(), "2026-12-20 03:00".to_string()));
+        every_week.sort();
+        assert_eq!(spike_hours(&fill(&window(0))), every_week);
+        assert_eq!(spike_hours(&fill(&window(9))), every_week);
     }
 }
