@@ -1182,21 +1182,43 @@ mod tests {
         v
     }
 
+    /// 2026-11-01 00:00 UTC, a Sunday: where the long-window spike tests start.
+    fn nov_1() -> DateTime<Utc> {
+        "2026-11-01T00:00:00Z".parse().expect("time")
+    }
+
+    /// Rules over `days` days from [`nov_1`].
+    fn days_from_nov_1(days: i64, config: LogsConfig) -> Rules {
+        Rules::new(
+            nov_1(),
+            nov_1() + chrono::Duration::days(days),
+            &[],
+            &config,
+        )
+        .expect("rules")
+    }
+
+    /// The detail of the report's first volume spike.
+    fn first_spike_detail(report: &ActivityReport) -> &str {
+        report
+            .detections
+            .iter()
+            .find(|d| d.kind == DetectionKind::VolumeSpike)
+            .map(|d| d.detail.as_str())
+            .expect("spike")
+    }
+
     #[test]
     fn a_daily_job_is_its_own_baseline_over_a_long_window_and_a_dormant_credential_is_not() {
         let days = 14;
-        let since: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().expect("time");
         let window = |min_days: u32| {
-            Rules::new(
-                since,
-                since + chrono::Duration::days(days),
-                &[],
-                &LogsConfig {
+            days_from_nov_1(
+                days,
+                LogsConfig {
                     spike_hour_of_day_min_days: min_days,
                     ..LogsConfig::default()
                 },
             )
-            .expect("rules")
         };
         let fill = |rules: &Rules| {
             let mut a = Activity::default();
@@ -1219,12 +1241,7 @@ mod tests {
         ];
         let report = fill(&window(7));
         assert_eq!(spike_hours(&report), dormant);
-        let detail = &report
-            .detections
-            .iter()
-            .find(|d| d.kind == DetectionKind::VolumeSpike)
-            .expect("spike")
-            .detail;
+        let detail = first_spike_detail(&report);
         assert!(
             detail.contains("at 02:00 on the window's 14 days: median 0"),
             "{detail}"
@@ -1244,19 +1261,14 @@ mod tests {
     #[test]
     fn a_weekly_job_is_its_own_baseline_over_four_weeks_or_more() {
         let weeks = 8;
-        // 2026-11-01 is a Sunday.
-        let since: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().expect("time");
         let window = |min_weeks: u32| {
-            Rules::new(
-                since,
-                since + chrono::Duration::weeks(weeks),
-                &[],
-                &LogsConfig {
+            days_from_nov_1(
+                weeks * 7,
+                LogsConfig {
                     spike_hour_of_week_min_weeks: min_weeks,
                     ..LogsConfig::default()
                 },
             )
-            .expect("rules")
         };
         let fill = |rules: &Rules| {
             let mut a = Activity::default();
@@ -1277,12 +1289,7 @@ mod tests {
             spike_hours(&report),
             vec![("dormant".to_string(), "2026-12-20 03:00".to_string())]
         );
-        let detail = &report
-            .detections
-            .iter()
-            .find(|d| d.kind == DetectionKind::VolumeSpike)
-            .expect("spike")
-            .detail;
+        let detail = first_spike_detail(&report);
         assert!(
             detail.contains("on Sunday at 03:00 in the window's 8 weeks: median 0"),
             "{detail}"
@@ -1293,7 +1300,7 @@ mod tests {
         // weeks than asked for.
         let mut every_week: Vec<(String, String)> = (0..weeks)
             .map(|w| {
-                let day = since + chrono::Duration::weeks(w) + chrono::Duration::hours(3);
+                let day = nov_1() + chrono::Duration::weeks(w) + chrono::Duration::hours(3);
                 (
                     "weekly".to_string(),
                     day.format("%Y-%m-%d %H:00").to_string(),
