@@ -139,13 +139,9 @@ fn records_with<const LEVEL: u8, E>(
         };
         let (open_a, close_a) = scan.brackets::<LEVEL>(a);
         let (open_b, close_b) = scan.brackets::<LEVEL>(b);
-        let closing = (close_a.count_ones() + close_b.count_ones()) as usize;
-        if scan.depth >= RECORD + closing {
-            scan.depth =
-                scan.depth - closing + (open_a.count_ones() + open_b.count_ones()) as usize;
-            if scan.depth > MAX_DEPTH {
-                return Err(scan.walk.too_deep(pos));
-            }
+        let opening = open_a.count_ones() + open_b.count_ones();
+        let closing = close_a.count_ones() + close_b.count_ones();
+        if scan.count(pos, opening, closing)? {
             continue;
         }
         if let Some(end) = scan.visit(array, pos, open_a, close_a, &mut on_record)? {
@@ -214,6 +210,22 @@ impl Scan {
         )
     }
 
+    /// Inside a record, brackets (`opening` and `closing` of them, from `pos` on) whose closing
+    /// ones cannot bring the depth back to the record's own level hold no boundary: they are
+    /// counted, not visited. False, counting nothing, when they could and must be visited.
+    #[inline(always)]
+    fn count<E>(&mut self, pos: usize, opening: u32, closing: u32) -> Result<bool, Stop<E>> {
+        let closing = closing as usize;
+        if self.depth < RECORD + closing {
+            return Ok(false);
+        }
+        self.depth = self.depth - closing + opening as usize;
+        if self.depth > MAX_DEPTH {
+            return Err(self.walk.too_deep(pos));
+        }
+        Ok(true)
+    }
+
     /// Takes the brackets of the block at `pos`; returns the end of the array when one closes
     /// it.
     #[inline(always)]
@@ -225,14 +237,7 @@ impl Scan {
         closes: u64,
         on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
     ) -> Result<Option<usize>, Stop<E>> {
-        // Inside a record, a block whose closing brackets cannot bring the depth back to the
-        // record's own level holds no boundary: its brackets are counted, not visited.
-        let closing = closes.count_ones() as usize;
-        if self.depth >= RECORD + closing {
-            self.depth = self.depth - closing + opens.count_ones() as usize;
-            if self.depth > MAX_DEPTH {
-                return Err(self.walk.too_deep(pos));
-            }
+        if self.count(pos, opens.count_ones(), closes.count_ones())? {
             return Ok(None);
         }
         self.walk.depth = self.depth;
