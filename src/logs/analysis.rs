@@ -618,8 +618,13 @@ impl Activity {
         // The cycles a recurring job follows, and how many times the window must hold an hour
         // of the cycle before that hour is also judged against its own counts.
         let cycles = [
-            Cycle::new(24, cfg.spike_hour_of_day_min_days, first_hour, last_hour),
-            Cycle::new(168, cfg.spike_hour_of_week_min_weeks, first_hour, last_hour),
+            Cycle::new(DAY, cfg.spike_hour_of_day_min_days, first_hour, last_hour),
+            Cycle::new(
+                WEEK,
+                cfg.spike_hour_of_week_min_weeks,
+                first_hour,
+                last_hour,
+            ),
         ];
         let mut out = Vec::new();
         for (principal, hours) in &self.hours {
@@ -636,7 +641,7 @@ impl Activity {
                     whole.z(n)
                 );
                 for cycle in &cycles {
-                    let Some(own) = cycle.baseline(*hour, hours) else {
+                    let Some((own, samples)) = cycle.baseline(*hour, hours) else {
                         continue;
                     };
                     if !own.spike(n, cfg.spike_threshold) {
@@ -644,7 +649,7 @@ impl Activity {
                     }
                     detail.push_str(&format!(
                         "; {}: median {}, MAD {}, z = {:.1}",
-                        cycle.describe(*hour),
+                        cycle.describe(*hour, samples),
                         own.median,
                         own.mad,
                         own.z(n)
@@ -781,9 +786,33 @@ fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
     }
 }
 
-/// A cycle of `period` hours (a day, a week) a recurring job may follow.
+/// A cycle a recurring job may follow: its length in hours, and how a place in it is named.
+struct Period {
+    hours: i64,
+    /// `strftime` of an hour's place in the cycle ("at 02:00").
+    place: &'static str,
+    /// The preposition and the plural name of the cycle ("on the window's 14 days").
+    within: &'static str,
+    unit: &'static str,
+}
+
+const DAY: Period = Period {
+    hours: 24,
+    place: "at %H:00",
+    within: "on",
+    unit: "days",
+};
+
+const WEEK: Period = Period {
+    hours: 168,
+    place: "on %A at %H:00",
+    within: "in",
+    unit: "weeks",
+};
+
+/// A cycle over the window: how often the window holds each hour of it.
 struct Cycle {
-    period: i64,
+    period: Period,
     /// Times the window must hold an hour of the cycle before it is judged within the cycle
     /// (0: never).
     min_samples: usize,
@@ -792,10 +821,10 @@ struct Cycle {
 }
 
 impl Cycle {
-    fn new(period: i64, min_samples: u32, first_hour: i64, last_hour: i64) -> Cycle {
-        let mut samples = vec![0usize; period as usize];
+    fn new(period: Period, min_samples: u32, first_hour: i64, last_hour: i64) -> Cycle {
+        let mut samples = vec![0usize; period.hours as usize];
         for h in first_hour..=last_hour {
-            if let Some(n) = samples.get_mut(h.rem_euclid(period) as usize) {
+            if let Some(n) = samples.get_mut(h.rem_euclid(period.hours) as usize) {
                 *n += 1;
             }
         }
@@ -807,39 +836,34 @@ impl Cycle {
     }
 
     /// The baseline of `hour`'s place in the cycle (the principal's counts at that place in
-    /// every cycle of the window, silent ones as zero), when the window holds it often enough.
-    fn baseline(&self, hour: i64, hours: &BTreeMap<i64, Hour>) -> Option<Baseline> {
-        let slot = hour.rem_euclid(self.period);
+    /// every cycle of the window, silent ones as zero) and the number of those cycles, when the
+    /// window holds it often enough.
+    fn baseline(&self, hour: i64, hours: &BTreeMap<i64, Hour>) -> Option<(Baseline, usize)> {
+        let slot = hour.rem_euclid(self.period.hours);
         let samples = *self.samples.get(slot as usize)?;
         if self.min_samples == 0 || samples < self.min_samples {
             return None;
         }
         let same = hours
             .iter()
-            .filter(|(h, _)| h.rem_euclid(self.period) == slot)
+            .filter(|(h, _)| h.rem_euclid(self.period.hours) == slot)
             .map(|(_, c)| c.count);
-        Some(Baseline::of(same, samples))
+        Some((Baseline::of(same, samples), samples))
     }
 
-    /// Which hour of the cycle `hour` is, and how many times the window holds it.
-    fn describe(&self, hour: i64) -> String {
-        let samples = self
-            .samples
-            .get(hour.rem_euclid(self.period) as usize)
-            .copied()
-            .unwrap_or(0);
+    /// Which place in the cycle `hour` is, over the window's `samples` cycles.
+    fn describe(&self, hour: i64, samples: usize) -> String {
         let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
-        if self.period == 24 {
-            format!(
-                "at {} on the window's {samples} days",
-                start.format("%H:00")
-            )
-        } else {
-            format!(
-                "on {} in the window's {samples} weeks",
-                start.format("%A at %H:00")
-            )
-        }
+        let Period {
+            place,
+            within,
+            unit,
+            ..
+        } = self.period;
+        format!(
+            "{} {within} the window's {samples} {unit}",
+            start.format(place)
+        )
     }
 }
 
