@@ -493,6 +493,45 @@ fn anomalies<'a>(
     (calls, detections)
 }
 
+/// One log file's JSON: `spec.records_per_file` records of the hour from `hour` (a share of them
+/// KMS calls, as `spec` says), then the injected `calls`; and how many KMS records it holds.
+fn render(
+    spec: &Spec,
+    mut rng: Rng,
+    hour: DateTime<Utc>,
+    region: &str,
+    calls: &[&KmsCall<'_>],
+) -> (String, u64) {
+    let mut json = String::with_capacity(spec.records_per_file * 1400);
+    json.push_str(r#"{"Records":["#);
+    let mut kms = 0u64;
+    for i in 0..spec.records_per_file {
+        if i > 0 {
+            json.push(',');
+        }
+        let time = hour + Duration::seconds(rng.below(3600) as i64);
+        if rng.below(100) < u64::from(spec.kms_percent) {
+            let ip = format!(
+                "10.{}.{}.{}",
+                rng.below(256),
+                rng.below(256),
+                rng.below(256)
+            );
+            let c = normal_call(&mut rng, time, region, &ip);
+            kms_json(&mut json, &c, &mut rng);
+            kms += 1;
+        } else {
+            other_json(&mut json, &mut rng, time, region, &spec.account);
+        }
+    }
+    for call in calls {
+        json.push(',');
+        kms_json(&mut json, call, &mut rng);
+    }
+    json.push_str("]}");
+    (json, kms + calls.len() as u64)
+}
+
 /// Writes the files under `dir` and says what they hold.
 pub fn write(dir: &Path, spec: &Spec) -> std::io::Result<Expected> {
     let mut rng = Rng(spec.seed);
@@ -559,40 +598,13 @@ pub fn write(dir: &Path, spec: &Spec) -> std::io::Result<Expected> {
         .into_par_iter()
         .zip(inject.into_par_iter())
         .map(|((path, h, seed, hour, region, breakage), calls)| {
-            let mut rng = Rng(seed);
-            let mut json = String::with_capacity(spec.records_per_file * 1400);
-            json.push_str(r#"{"Records":["#);
-            let mut kms = 0u64;
-            for i in 0..spec.records_per_file {
-                if i > 0 {
-                    json.push(',');
-                }
-                let time = hour + Duration::seconds(rng.below(3600) as i64);
-                if rng.below(100) < u64::from(spec.kms_percent) {
-                    let ip = format!(
-                        "10.{}.{}.{}",
-                        rng.below(256),
-                        rng.below(256),
-                        rng.below(256)
-                    );
-                    let c = normal_call(&mut rng, time, &region, &ip);
-                    kms_json(&mut json, &c, &mut rng);
-                    kms += 1;
-                } else {
-                    other_json(&mut json, &mut rng, time, &region, &spec.account);
-                }
-            }
-            for call in &calls {
-                json.push(',');
-                kms_json(&mut json, call, &mut rng);
-            }
-            json.push_str("]}");
+            let (json, kms) = render(spec, Rng(seed), hour, &region, &calls);
             let planned = Planned {
                 region,
                 path,
                 hour: h,
                 records: (spec.records_per_file + calls.len()) as u64,
-                kms: kms + calls.len() as u64,
+                kms,
                 breakage,
             };
             let full = dir.join(&planned.path);
