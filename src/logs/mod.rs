@@ -14,6 +14,7 @@
 //! (that is `collect::cloudtrail`; it reads records with the same [`record::RawRecord`]).
 
 pub mod analysis;
+pub mod crc;
 pub mod digest;
 pub mod extract;
 pub mod lake;

@@ -102,12 +102,12 @@ impl LogParser {
             reason,
         };
         self.last_sha256 = None;
-        let json: &[u8] = if data.starts_with(&[0x1f, 0x8b]) {
-            let n = gunzip(&mut self.inflater, data, &mut self.buffer)
+        let (json, crc): (&[u8], _) = if data.starts_with(&[0x1f, 0x8b]) {
+            let (n, crc) = inflate(&mut self.inflater, data, &mut self.buffer)
                 .map_err(|reason| issue(None, reason))?;
-            &self.buffer[..n]
+            (&self.buffer[..n], crc)
         } else {
-            data
+            (data, None)
         };
         if self.hash {
             use sha2::Digest as _;
@@ -119,8 +119,26 @@ impl LogParser {
             ..FileScan::default()
         };
         let mut kms = Vec::new();
-        scan_records(json, &self.source_key, &mut scan, &mut kms, &mut self.index)
-            .map_err(|(offset, reason)| issue(offset, reason))?;
+        let scanned = scan_records(
+            json,
+            crc,
+            &self.source_key,
+            &mut scan,
+            &mut kms,
+            &mut self.index,
+        );
+        // The gzip trailer's CRC-32 is checked before anything of the file is used, and also
+        // when its JSON is broken: a corrupt file is reported as corrupt, not as bad JSON.
+        if let Some(expected) = crc {
+            let actual = match &scanned {
+                Ok(Some(actual)) => *actual,
+                _ => super::crc::crc32(0, json),
+            };
+            if actual != expected {
+                return Err(issue(None, corrupt(data)));
+            }
+        }
+        scanned.map_err(|(offset, reason)| issue(offset, reason))?;
         scan.kms = kms.len() as u64;
         kms.iter().for_each(&mut on_kms);
         Ok(scan)
@@ -149,11 +167,26 @@ impl Inflater {
 
     /// Decompresses the first gzip member of `data` into `out`: (input used, output written).
     fn gzip(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
+        self.call(libdeflate_sys::libdeflate_gzip_decompress_ex, data, out)
+    }
+
+    /// Decompresses the raw deflate stream at the start of `data` into `out` (no header, no
+    /// CRC): (input used, output written).
+    fn deflate(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
+        self.call(libdeflate_sys::libdeflate_deflate_decompress_ex, data, out)
+    }
+
+    fn call(
+        &mut self,
+        entry: Entry,
+        data: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, usize), Inflate> {
         let (mut used, mut written) = (0usize, 0usize);
         // SAFETY: the pointers and lengths come from live slices; libdeflate reads at most
         // `data.len()` bytes, writes at most `out.len()`, and keeps neither pointer.
         let result = unsafe {
-            libdeflate_sys::libdeflate_gzip_decompress_ex(
+            entry(
                 self.0.as_ptr(),
                 data.as_ptr().cast(),
                 data.len(),
@@ -184,13 +217,66 @@ impl Drop for Inflater {
     }
 }
 
+/// libdeflate's `_ex` decompression entry points share this signature.
+type Entry = unsafe extern "C" fn(
+    *mut libdeflate_sys::libdeflate_decompressor,
+    *const std::ffi::c_void,
+    usize,
+    *mut std::ffi::c_void,
+    usize,
+    *mut usize,
+    *mut usize,
+) -> libdeflate_sys::libdeflate_result;
+
 enum Inflate {
     Space,
     Bad,
 }
 
 /// Decompresses gzip `data` into `buf` (grown as needed, never shrunk) and returns the length.
+/// libdeflate checks the CRC-32 in a pass of its own (the benchmark's floor does this).
 pub fn gunzip(inflater: &mut Inflater, data: &[u8], buf: &mut Vec<u8>) -> Result<usize, String> {
+    // The member (its CRC-32 and size checked by libdeflate) must be the whole file.
+    match decompress(data, buf, |out| inflater.gzip(data, out))? {
+        Some((used, n)) if used == data.len() => Ok(n),
+        // More members follow, or libdeflate refused it: the streaming path reads them all, or
+        // says what is wrong.
+        _ => multi_member(data, buf),
+    }
+}
+
+/// Decompresses gzip `data` into `buf` as [`gunzip`] does, but leaves the CRC-32 to the
+/// caller, which folds it into its scan of the JSON ([`super::crc`]): returns the length and
+/// the CRC-32 the gzip trailer gives, or `None` when the file took the streaming path (several
+/// members), which checked it already.
+fn inflate(
+    inflater: &mut Inflater,
+    data: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(usize, Option<u32>), String> {
+    let Some(body) = gzip_header(data).and_then(|h| data.get(h..data.len().checked_sub(8)?)) else {
+        return multi_member(data, buf).map(|n| (n, None));
+    };
+    let trailer = |at: usize| {
+        data.get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+    };
+    let (crc, isize) = (trailer(data.len() - 8), trailer(data.len() - 4));
+    match decompress(data, buf, |out| inflater.deflate(body, out))? {
+        // One member, the whole file, of the size its trailer gives.
+        Some((used, n)) if used == body.len() && isize == Some(n as u32) => Ok((n, crc)),
+        _ => multi_member(data, buf).map(|n| (n, None)),
+    }
+}
+
+/// Runs `attempt` on `buf`, grown until the output fits: (input used, output written), or
+/// `None` when the data is not valid.
+fn decompress(
+    data: &[u8],
+    buf: &mut Vec<u8>,
+    mut attempt: impl FnMut(&mut [u8]) -> Result<(usize, usize), Inflate>,
+) -> Result<Option<(usize, usize)>, String> {
     // ISIZE, the last four bytes: the uncompressed size modulo 2^32.
     let isize = data
         .len()
@@ -205,11 +291,8 @@ pub fn gunzip(inflater: &mut Inflater, data: &[u8], buf: &mut Vec<u8>) -> Result
         if buf.len() < size {
             buf.resize(size, 0);
         }
-        match inflater.gzip(data, &mut buf[..size]) {
-            // The member (its CRC-32 and size checked by libdeflate) is the whole file.
-            Ok((used, n)) if used == data.len() => return Ok(n),
-            // More members follow: the streaming path reads them all.
-            Ok(_) => return multi_member(data, buf),
+        match attempt(&mut buf[..size]) {
+            Ok(done) => return Ok(Some(done)),
             Err(Inflate::Space) if size < ceiling => {
                 size = size.saturating_mul(2).min(ceiling);
             }
@@ -219,8 +302,46 @@ pub fn gunzip(inflater: &mut Inflater, data: &[u8], buf: &mut Vec<u8>) -> Result
                     ceiling >> 20
                 ));
             }
-            Err(Inflate::Bad) => return multi_member(data, buf),
+            Err(Inflate::Bad) => return Ok(None),
         }
+    }
+}
+
+/// The length of the gzip member header at the start of `data` (RFC 1952: ten bytes, then the
+/// optional extra field, name, comment and header CRC its flags announce), or `None` when it
+/// is not one libdeflate would accept.
+fn gzip_header(data: &[u8]) -> Option<usize> {
+    const FHCRC: u8 = 0x02;
+    const FEXTRA: u8 = 0x04;
+    const FNAME: u8 = 0x08;
+    const FCOMMENT: u8 = 0x10;
+    const RESERVED: u8 = 0xe0;
+    let flags = match data.get(..10)? {
+        [0x1f, 0x8b, 8, flags, ..] if flags & RESERVED == 0 => *flags,
+        _ => return None,
+    };
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let len = u16::from_le_bytes([*data.get(at)?, *data.get(at + 1)?]);
+        at += 2 + usize::from(len);
+    }
+    for field in [FNAME, FCOMMENT] {
+        if flags & field != 0 {
+            at += memchr::memchr(0, data.get(at..)?)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    (at <= data.len()).then_some(at)
+}
+
+/// Why a gzip file whose CRC-32 does not match was refused, in the words of the streaming
+/// decoder (the same as for any other corrupt file).
+fn corrupt(data: &[u8]) -> String {
+    match multi_member(data, &mut Vec::new()) {
+        Err(reason) => reason,
+        Ok(_) => "not valid gzip (truncated or corrupt): CRC-32 mismatch".into(),
     }
 }
 
@@ -244,14 +365,16 @@ fn multi_member(data: &[u8], buf: &mut Vec<u8>) -> Result<usize, String> {
 type ScanError = (Option<u64>, String);
 
 /// Walks the `Records` array of a log file's JSON, counting records and keeping KMS ones.
-/// `source_key` finds the `"eventSource"` key.
+/// `source_key` finds the `"eventSource"` key. With `crc` (the file was gzip), returns the
+/// CRC-32 of the whole JSON, computed along the way.
 fn scan_records<'j>(
     json: &'j [u8],
+    crc: Option<u32>,
     source_key: &Finder<'_>,
     scan: &mut FileScan,
     kms: &mut Vec<KmsRecord<'j>>,
     index: &mut Index,
-) -> Result<(), ScanError> {
+) -> Result<Option<u32>, ScanError> {
     // CloudTrail writes `{"Records":[...]}`; the array is found without a pass over the file,
     // and what follows it must be the closing `}`. Anything else falls back to looking the key
     // up with a full parse.
@@ -281,7 +404,8 @@ fn scan_records<'j>(
     // Each record is looked at as soon as the scan has delimited it. Its event source is read
     // where CloudTrail writes it; only KMS records (and any whose source cannot be told without
     // a parse) are parsed.
-    let end = super::structure::records(array, |from, to| {
+    let before = crc.map(|_| super::crc::crc32(0, &json[..start]));
+    let (end, folded) = super::structure::records_crc(array, before, |from, to| {
         records += 1;
         let raw = &array[from..to];
         if event_source(raw, source_key) == Source::Other {
@@ -320,7 +444,8 @@ fn scan_records<'j>(
         ));
     }
     scan.records = records;
-    Ok(())
+    // The CRC of what the scan's fold did not take: the rest of the file.
+    Ok(before.map(|_| super::crc::crc32(folded.crc, &json[start + folded.through..])))
 }
 
 /// What a record's event source is, as far as can be told without parsing it.
@@ -530,6 +655,61 @@ mod tests {
             .scan("e.json", json.as_bytes(), |_| ())
             .expect("scans");
         assert_eq!((scan.records, scan.kms), (2, 1));
+    }
+
+    #[test]
+    fn a_corrupt_gzip_file_gives_no_records() {
+        // Long enough for the scan to fold the CRC (128 bytes a step), with the bytes before
+        // the array and after the last full step left to libdeflate's CRC.
+        let records: Vec<&str> = (0..20).map(|i| if i % 3 == 0 { S3 } else { KMS }).collect();
+        let json = format!("{{\"Records\":[{}]}}\n", records.join(","));
+        let mut p = LogParser::new();
+        let good = p.scan("g.json", json.as_bytes(), |_| ()).expect("plain");
+        // Stored (uncompressed) deflate blocks: a changed byte still inflates, and only the
+        // CRC-32 can tell. Header fields (extra, name, comment, header CRC) are skipped.
+        let stored = |json: &[u8]| {
+            let mut e = flate2::GzBuilder::new()
+                .extra(b"xx".to_vec())
+                .filename("g.json")
+                .comment("keyproof")
+                .write(Vec::new(), flate2::Compression::none());
+            e.write_all(json).expect("gzip");
+            e.finish().expect("gzip")
+        };
+        for gz in [gzip(json.as_bytes()), stored(json.as_bytes())] {
+            let read = p.scan("g.json.gz", &gz, |_| ()).expect("gzip");
+            assert_eq!((read.records, read.kms), (good.records, good.kms));
+        }
+        let at = |needle: &str, nth: usize| {
+            let gz = stored(json.as_bytes());
+            let hits: Vec<usize> = memchr::memmem::find_iter(&gz, needle.as_bytes()).collect();
+            (gz, hits[nth])
+        };
+        let mut cases = Vec::new();
+        // A letter of a late KMS event name (past many folded steps): still valid JSON.
+        let (mut gz, i) = at("Decrypt", 11);
+        gz[i] = b'E';
+        cases.push(("renamed event", gz));
+        // An early one, inside the first step of the fold.
+        let (mut gz, i) = at("Decrypt", 0);
+        gz[i + 1] = b'E';
+        cases.push(("early rename", gz));
+        // A brace made a letter: broken JSON, reported as the corruption it is.
+        let (mut gz, i) = at("{\"eventVersion", 5);
+        gz[i] = b'x';
+        cases.push(("broken brace", gz));
+        // The trailer's CRC itself.
+        let mut gz = gzip(json.as_bytes());
+        let n = gz.len();
+        gz[n - 8] ^= 1;
+        cases.push(("trailer", gz));
+        for (what, gz) in cases {
+            let mut handed = 0;
+            let err = p.scan("c.json.gz", &gz, |_| handed += 1).expect_err(what);
+            assert!(err.reason.contains("gzip"), "{what}: {err}");
+            assert_eq!(err.offset, None, "{what}: {err}");
+            assert_eq!(handed, 0, "{what}");
+        }
     }
 
     #[test]

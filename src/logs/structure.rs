@@ -64,14 +64,42 @@ pub fn records<E>(
     array: &[u8],
     on_record: impl FnMut(usize, usize) -> Result<(), E>,
 ) -> Result<usize, Stop<E>> {
+    scan_at_level(array, None, on_record).map(|(end, _)| end)
+}
+
+/// [`records`], also continuing gzip's CRC-32 from `before` (that of the bytes before the
+/// array), when given, over the array, where the CPU can fold it into the scan
+/// ([`super::crc`]). Returns the end of the array, and how far the CRC got.
+pub fn records_crc<E>(
+    array: &[u8],
+    before: Option<u32>,
+    on_record: impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<(usize, Folded), Stop<E>> {
+    scan_at_level(array, before, on_record)
+}
+
+/// How far a scan took gzip's CRC-32: `crc` covers the bytes before the array and its first
+/// `through` bytes (none where the CPU cannot fold it; the caller adds the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Folded {
+    pub crc: u32,
+    pub through: usize,
+}
+
+fn scan_at_level<E>(
+    array: &[u8],
+    crc: Option<u32>,
+    on_record: impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<(usize, Folded), Stop<E>> {
     #[cfg(target_arch = "x86_64")]
     match level() {
         // SAFETY: the CPU has the features each function is compiled for, checked by `level`.
-        AVX512 => return unsafe { records_avx512(array, on_record) },
-        AVX2 => return unsafe { records_avx2(array, on_record) },
+        FOLD => return unsafe { records_fold(array, crc, on_record) },
+        AVX512 => return unsafe { records_avx512(array, crc, on_record) },
+        AVX2 => return unsafe { records_avx2(array, crc, on_record) },
         _ => {}
     }
-    records_with::<BASE, E>(array, on_record)
+    records_with::<BASE, E>(array, crc, on_record)
 }
 
 /// Defines `$avx2` and `$avx512`: copies of the `#[inline(always)]` function `$with::<LEVEL>`
@@ -97,15 +125,78 @@ macro_rules! level_copies {
 
 level_copies!(records_avx2, records_avx512 = records_with<E>(
     array: &[u8],
+    crc: Option<u32>,
     on_record: impl FnMut(usize, usize) -> Result<(), E>
-) -> Result<usize, Stop<E>>);
+) -> Result<(usize, Folded), Stop<E>>);
+
+/// `records_with` compiled for AVX-512BW with VPCLMULQDQ, which folds the CRC in the scan.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1,vpclmulqdq")]
+fn records_fold<E>(
+    array: &[u8],
+    crc: Option<u32>,
+    on_record: impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<(usize, Folded), Stop<E>> {
+    records_with::<FOLD, E>(array, crc, on_record)
+}
+
+/// The CRC-32 a scan carries: the fold where the level has one, else only the CRC before.
+struct Crc {
+    before: u32,
+    #[cfg(target_arch = "x86_64")]
+    fold: Option<super::crc::Fold>,
+}
+
+impl Crc {
+    #[inline(always)]
+    fn new<const LEVEL: u8>(before: Option<u32>) -> Crc {
+        Crc {
+            before: before.unwrap_or(0),
+            // SAFETY: LEVEL is FOLD only in the copy compiled for, and called after the CPU was
+            // found to have, AVX-512F and VPCLMULQDQ.
+            #[cfg(target_arch = "x86_64")]
+            fold: before
+                .filter(|_| LEVEL == FOLD)
+                .map(|b| unsafe { super::crc::Fold::new(b) }),
+        }
+    }
+
+    /// Takes the next two blocks.
+    #[inline(always)]
+    fn step<const LEVEL: u8>(&mut self, _a: &[u8; 64], _b: &[u8; 64]) {
+        #[cfg(target_arch = "x86_64")]
+        if LEVEL == FOLD
+            && let Some(fold) = self.fold.as_mut()
+        {
+            // SAFETY: as in `new`.
+            unsafe { fold.step(_a, _b) }
+        }
+    }
+
+    #[inline(always)]
+    fn done(&self) -> Folded {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(fold) = &self.fold {
+            return Folded {
+                // SAFETY: a fold exists only where the CPU has the features (see `new`).
+                crc: unsafe { fold.finish(self.before) },
+                through: fold.bytes(),
+            };
+        }
+        Folded {
+            crc: self.before,
+            through: 0,
+        }
+    }
+}
 
 /// The scan, with the SIMD of `LEVEL` (see [`level`]).
 #[inline(always)]
 fn records_with<const LEVEL: u8, E>(
     array: &[u8],
+    crc: Option<u32>,
     mut on_record: impl FnMut(usize, usize) -> Result<(), E>,
-) -> Result<usize, Stop<E>> {
+) -> Result<(usize, Folded), Stop<E>> {
     if array.first() != Some(&b'[') {
         return Err(StructureError {
             offset: 0,
@@ -113,16 +204,19 @@ fn records_with<const LEVEL: u8, E>(
         }
         .into());
     }
+    // `scan` is only ever used inline, so that its state stays in registers; `walk`, which the
+    // out-of-line boundary code takes, is apart from it.
     let mut scan = Scan {
-        walk: Walk {
-            depth: 0,
-            records: 0,
-            record_start: 0,
-            prev_end: 0,
-        },
         depth: 0,
         strings: Strings::default(),
     };
+    let mut walk = Walk {
+        depth: 0,
+        records: 0,
+        record_start: 0,
+        prev_end: 0,
+    };
+    let mut crc = Crc::new::<LEVEL>(crc);
     // Two blocks at a time: most pairs hold no boundary, and are counted with one test.
     let (blocks, rest) = array.as_chunks::<64>();
     let (pairs, single) = blocks.as_chunks::<2>();
@@ -137,6 +231,7 @@ fn records_with<const LEVEL: u8, E>(
             _mm_prefetch(ahead.cast(), _MM_HINT_T0);
             _mm_prefetch(ahead.wrapping_add(64).cast(), _MM_HINT_T0);
         };
+        crc.step::<LEVEL>(a, b);
         let (open_a, close_a) = scan.brackets::<LEVEL>(a);
         let (open_b, close_b) = scan.brackets::<LEVEL>(b);
         let opening = open_a.count_ones() + open_b.count_ones();
@@ -144,17 +239,21 @@ fn records_with<const LEVEL: u8, E>(
         if scan.count(pos, opening, closing)? {
             continue;
         }
-        if let Some(end) = scan.visit(array, pos, open_a, close_a, &mut on_record)? {
-            return Ok(end);
+        if let Some(end) = scan.visit(&mut walk, array, pos, open_a, close_a, &mut on_record)? {
+            return Ok((end, crc.done()));
         }
-        if let Some(end) = scan.visit(array, pos + 64, open_b, close_b, &mut on_record)? {
-            return Ok(end);
+        if let Some(end) =
+            scan.visit(&mut walk, array, pos + 64, open_b, close_b, &mut on_record)?
+        {
+            return Ok((end, crc.done()));
         }
     }
     let done = pairs.len() * 128;
     for (k, block) in single.iter().enumerate() {
-        if let Some(end) = scan.block::<LEVEL, E>(array, done + k * 64, block, &mut on_record)? {
-            return Ok(end);
+        if let Some(end) =
+            scan.block::<LEVEL, E>(&mut walk, array, done + k * 64, block, &mut on_record)?
+        {
+            return Ok((end, crc.done()));
         }
     }
     if !rest.is_empty() {
@@ -162,8 +261,8 @@ fn records_with<const LEVEL: u8, E>(
         let mut tail = [b' '; 64];
         tail[..rest.len()].copy_from_slice(rest);
         let pos = array.len() - rest.len();
-        if let Some(end) = scan.block::<LEVEL, E>(array, pos, &tail, &mut on_record)? {
-            return Ok(end);
+        if let Some(end) = scan.block::<LEVEL, E>(&mut walk, array, pos, &tail, &mut on_record)? {
+            return Ok((end, crc.done()));
         }
     }
     Err(StructureError {
@@ -179,7 +278,6 @@ fn records_with<const LEVEL: u8, E>(
 
 /// The scan's state between blocks.
 struct Scan {
-    walk: Walk,
     /// Brackets open, kept here rather than in `walk` between visits so that it stays in a
     /// register.
     depth: usize,
@@ -191,13 +289,14 @@ impl Scan {
     #[inline(always)]
     fn block<const LEVEL: u8, E>(
         &mut self,
+        walk: &mut Walk,
         array: &[u8],
         pos: usize,
         block: &[u8; 64],
         on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
     ) -> Result<Option<usize>, Stop<E>> {
         let (opens, closes) = self.brackets::<LEVEL>(block);
-        self.visit(array, pos, opens, closes, on_record)
+        self.visit(walk, array, pos, opens, closes, on_record)
     }
 
     /// The block's opening and closing brackets outside strings.
@@ -221,9 +320,40 @@ impl Scan {
         }
         self.depth = self.depth - closing + opening as usize;
         if self.depth > MAX_DEPTH {
-            return Err(self.walk.too_deep(pos));
+            return Err(too_deep(pos));
         }
         Ok(true)
+    }
+
+    /// Whether no closing bracket of a block (`opens`, `closes`) brings the depth back below
+    /// the record's own level: then the block holds no boundary, and its brackets are counted.
+    /// Exact where [`Scan::count`] is quick: each closing bracket's depth is counted from the
+    /// masks, without a branch on each bracket's kind.
+    #[inline(always)]
+    fn inside(&mut self, opens: u64, closes: u64) -> bool {
+        if self.depth < RECORD {
+            return false;
+        }
+        let mut rest = closes;
+        while rest != 0 {
+            // This closing bracket and every bracket before it.
+            let upto = rest ^ (rest - 1);
+            // No underflow: the depth before this bracket is at least RECORD (checked for the
+            // previous ones), and it takes one away.
+            let after = self.depth + (opens & upto).count_ones() as usize
+                - (closes & upto).count_ones() as usize;
+            if after < RECORD {
+                return false;
+            }
+            rest &= rest - 1;
+        }
+        let depth = self.depth + opens.count_ones() as usize - closes.count_ones() as usize;
+        // Too deep: the walk reports it at the bracket itself.
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        self.depth = depth;
+        true
     }
 
     /// Takes the brackets of the block at `pos`; returns the end of the array when one closes
@@ -231,28 +361,36 @@ impl Scan {
     #[inline(always)]
     fn visit<E>(
         &mut self,
+        walk: &mut Walk,
         array: &[u8],
         pos: usize,
         opens: u64,
         closes: u64,
         on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
     ) -> Result<Option<usize>, Stop<E>> {
-        if self.count(pos, opens.count_ones(), closes.count_ones())? {
+        if self.count(pos, opens.count_ones(), closes.count_ones())? || self.inside(opens, closes) {
             return Ok(None);
         }
-        self.walk.depth = self.depth;
+        walk.depth = self.depth;
         let mut brackets = opens | closes;
         while brackets != 0 {
             let i = brackets.trailing_zeros() as usize;
             brackets &= brackets - 1;
             let opening = opens & (1 << i) != 0;
-            if let Some(end) = self.walk.bracket(array, pos + i, opening, on_record)? {
+            if let Some(end) = walk.bracket(array, pos + i, opening, on_record)? {
                 return Ok(Some(end));
             }
         }
-        self.depth = self.walk.depth;
+        self.depth = walk.depth;
         Ok(None)
     }
+}
+
+fn too_deep<E>(at: usize) -> Stop<E> {
+    Stop::Structure(StructureError {
+        offset: at,
+        reason: "nested too deeply",
+    })
 }
 
 /// The walk's state between brackets.
@@ -281,7 +419,7 @@ impl Walk {
             if opening {
                 self.depth += 1;
                 if self.depth > MAX_DEPTH {
-                    return Err(self.too_deep(at));
+                    return Err(too_deep(at));
                 }
             } else {
                 self.depth -= 1;
@@ -289,13 +427,6 @@ impl Walk {
             return Ok(None);
         }
         self.boundary(array, at, opening, on_record)
-    }
-
-    fn too_deep<E>(&self, at: usize) -> Stop<E> {
-        Stop::Structure(StructureError {
-            offset: at,
-            reason: "nested too deeply",
-        })
     }
 
     /// A bracket that opens or closes the array or a record.
@@ -410,7 +541,7 @@ impl Index {
         match level() {
             // SAFETY: the CPU has the features each function is compiled for, checked by
             // `level`.
-            AVX512 => return unsafe { build_avx512(self, raw) },
+            AVX512 | FOLD => return unsafe { build_avx512(self, raw) },
             AVX2 => return unsafe { build_avx2(self, raw) },
             _ => {}
         }
@@ -529,6 +660,8 @@ impl Tokens<'_> {
 const BASE: u8 = 0;
 const AVX2: u8 = 1;
 const AVX512: u8 = 2;
+/// AVX-512BW with VPCLMULQDQ: the scan also folds gzip's CRC-32.
+const FOLD: u8 = 3;
 
 /// The best level this CPU has (every CPU with AVX2 also has PCLMUL, POPCNT and BMI1; they are
 /// checked all the same).
@@ -538,7 +671,7 @@ fn level() -> u8 {
     if !(has!("avx2") && has!("pclmulqdq") && has!("popcnt") && has!("bmi1")) {
         BASE
     } else if has!("avx512f") && has!("avx512bw") {
-        AVX512
+        if super::crc::can_fold() { FOLD } else { AVX512 }
     } else {
         AVX2
     }
@@ -583,7 +716,7 @@ impl Strings {
             // SAFETY: LEVEL is above BASE only in functions compiled for, and called after the
             // CPU was found to have, the features of that level (see `level`).
             unsafe {
-                let m = if LEVEL == AVX512 {
+                let m = if LEVEL >= AVX512 {
                     masks_avx512(block)
                 } else {
                     masks_avx2(block)
@@ -895,14 +1028,15 @@ mod tests {
         let (wide, clmul) = unsafe { (masks_avx2(block), prefix_xor_clmul(0x8000_0010_0400_0021)) };
         assert_eq!((wide.backslash, wide.quote, wide.open, wide.close), base);
         assert_eq!(clmul, prefix_xor(0x8000_0010_0400_0021));
-        if top == AVX512 {
+        if top >= AVX512 {
             let wide = unsafe { masks_avx512(block) };
             assert_eq!((wide.backslash, wide.quote, wide.open, wide.close), base);
         }
         let json = sample_array();
+        // Every level delimits the same records; the CRC, folded or not, comes out the same.
         let all = |bytes: &[u8]| {
             let mut out = Vec::new();
-            for level in [BASE, AVX2, AVX512] {
+            for level in [BASE, AVX2, AVX512, FOLD] {
                 if level > top {
                     continue;
                 }
@@ -912,14 +1046,24 @@ mod tests {
                     Ok(())
                 };
                 // SAFETY: only levels the CPU has (`level() >= level`).
-                let end = match level {
-                    AVX512 => unsafe { records_avx512(bytes, collect) },
-                    AVX2 => unsafe { records_avx2(bytes, collect) },
-                    _ => records_with::<BASE, ()>(bytes, collect),
+                let scanned = match level {
+                    FOLD => unsafe { records_fold(bytes, Some(7), collect) },
+                    AVX512 => unsafe { records_avx512(bytes, Some(7), collect) },
+                    AVX2 => unsafe { records_avx2(bytes, Some(7), collect) },
+                    _ => records_with::<BASE, ()>(bytes, Some(7), collect),
                 };
-                out.push((end, spans));
+                let (end, crc) = match scanned {
+                    Ok((end, folded)) => {
+                        let rest = super::super::crc::crc32(folded.crc, &bytes[folded.through..]);
+                        (Ok(end), Some(rest))
+                    }
+                    Err(e) => (Err(e), None),
+                };
+                out.push((end, spans, crc));
             }
+            let whole = super::super::crc::crc32(7, bytes);
             assert!(out.windows(2).all(|w| w[0] == w[1]), "{out:?}");
+            assert!(out.iter().all(|o| o.2.is_none_or(|c| c == whole)));
         };
         all(json.as_bytes());
         for cut in 0..json.len() {
@@ -936,11 +1080,11 @@ mod tests {
                 let ok = [
                     base_ok,
                     unsafe { build_avx2(&mut index[1], raw) },
-                    top == AVX512 && unsafe { build_avx512(&mut index[2], raw) },
+                    top >= AVX512 && unsafe { build_avx512(&mut index[2], raw) },
                 ];
                 assert_eq!(ok[1], base_ok);
                 assert_eq!(index[1].blocks, index[0].blocks, "{}", &json[from..end]);
-                if top == AVX512 {
+                if top >= AVX512 {
                     assert_eq!(ok[2], base_ok);
                     assert_eq!(index[2].blocks, index[0].blocks);
                 }
