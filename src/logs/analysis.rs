@@ -48,7 +48,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The analysis's hash maps, looked up a few times per KMS record: foldhash (seeded per map)
 /// rather than SipHash. Their keys are ARNs and principals an outsider can choose, so the seed
 /// matters; foldhash's is random per process.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = hashbrown::HashSet<T, foldhash::fast::RandomState>;
 use std::net::IpAddr;
 
 /// `[logs]` in keyproof.toml.
@@ -375,6 +376,19 @@ pub struct Activity {
     admin: Group,
     groups: HashMap<GroupKey, Group>,
     hours: HashMap<String, BTreeMap<i64, Hour>>,
+    /// Every (key, principal) seen: one lookup per record tells whether the key's principals
+    /// and the principal's keys (ordered sets, for the report) need the pair at all.
+    pairs: HashSet<(String, String)>,
+}
+
+/// A (key, principal) pair looked up without copying either.
+#[derive(Hash)]
+struct Pair<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(String, String)> for Pair<'_> {
+    fn equivalent(&self, pair: &(String, String)) -> bool {
+        self.0 == pair.0 && self.1 == pair.1
+    }
 }
 
 /// Cryptographic operations: a use of the key, as opposed to managing it.
@@ -440,6 +454,11 @@ impl Activity {
             day.failed += failed;
         }
         let principal = r.principal.as_deref().unwrap_or("<unknown>");
+        // (A tuple of two strings hashes as `Pair` does: each string in turn.)
+        let new_pair = r.key.as_deref().filter(|key| {
+            !self.pairs.contains(&Pair(key, principal))
+                && self.pairs.insert((key.to_string(), principal.to_string()))
+        });
         if let Some(key) = &r.key {
             let k = entry(&mut self.by_key, key);
             k.calls += n;
@@ -448,7 +467,7 @@ impl Activity {
             if let Some(code) = &r.error_code {
                 bump(&mut k.errors_by_code, code, n);
             }
-            if !k.principals.contains(principal) {
+            if new_pair.is_some() {
                 k.principals.insert(principal.to_string());
             }
         }
@@ -462,9 +481,7 @@ impl Activity {
         if p.account.is_none() {
             p.account = r.principal_account.as_deref().map(str::to_string);
         }
-        if let Some(key) = r.key.as_deref()
-            && !p.keys.contains(key)
-        {
+        if let Some(key) = new_pair {
             p.keys.insert(key.to_string());
         }
         if r.fields.time {
@@ -604,6 +621,7 @@ impl Activity {
                 }
             }
         }
+        self.pairs.extend(other.pairs);
         self
     }
 
@@ -774,10 +792,7 @@ fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
 
 /// `map[key]`, inserted as the default when new, copying the key only then.
 fn entry<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_string(), V::default());
-    }
-    map.get_mut(key).expect("inserted above")
+    map.entry_ref(key).or_default()
 }
 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {

@@ -66,6 +66,9 @@ pub struct LogParser {
     pub hash: bool,
     /// The SHA-256 of the last file's uncompressed content, when hashing and it decompressed.
     pub last_sha256: Option<String>,
+    /// How many KMS records the last file held: the next file's list starts that large, so
+    /// that it is not copied as it grows (a file's KMS records are held until it is read).
+    kms_hint: usize,
 }
 
 impl Default for LogParser {
@@ -84,6 +87,7 @@ impl LogParser {
             index: Index::default(),
             hash: false,
             last_sha256: None,
+            kms_hint: 0,
         }
     }
 
@@ -118,7 +122,7 @@ impl LogParser {
             json_bytes: json.len() as u64,
             ..FileScan::default()
         };
-        let mut kms = Vec::new();
+        let mut kms = Vec::with_capacity(self.kms_hint);
         let scanned = scan_records(
             json,
             crc,
@@ -140,6 +144,7 @@ impl LogParser {
         }
         scanned.map_err(|(offset, reason)| issue(offset, reason))?;
         scan.kms = kms.len() as u64;
+        self.kms_hint = kms.len();
         kms.iter().for_each(&mut on_kms);
         Ok(scan)
     }

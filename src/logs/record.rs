@@ -105,9 +105,55 @@ impl KmsRecord<'_> {
     }
 }
 
+/// An RFC 3339 event time. CloudTrail writes `2026-11-01T09:10:42Z`, which is read directly;
+/// any other form (fractions, offsets, lowercase) goes to chrono's parser.
+fn event_time(text: &str) -> Option<DateTime<Utc>> {
+    cloudtrail_time(text).or_else(|| {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` exactly, or `None` (then chrono decides, and refuses what is not a
+/// date: a day 30 in February, a leap second it does not accept).
+fn cloudtrail_time(text: &str) -> Option<DateTime<Utc>> {
+    let b: &[u8; 20] = text.as_bytes().try_into().ok()?;
+    let shape = b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z';
+    let number = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    if !shape {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(number(0, 4)?).ok()?,
+        number(5, 7)?,
+        number(8, 10)?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_opt(number(11, 13)?, number(14, 16)?, number(17, 19)?)?;
+    Some(date.and_time(time).and_utc())
+}
+
 /// The account id of an ARN (`arn:partition:service:region:account:...`).
 pub fn arn_account(arn: &str) -> Option<&str> {
-    let account = arn.strip_prefix("arn:")?.split(':').nth(3)?;
+    let rest = arn.strip_prefix("arn:")?;
+    // Partition, service and region come before the account; the analysis asks this of every
+    // record, so the colons are found in one pass rather than by a search each.
+    let mut colons = rest
+        .bytes()
+        .enumerate()
+        .filter_map(|(i, b)| (b == b':').then_some(i));
+    let start = colons.nth(2)? + 1;
+    let end = colons.next().unwrap_or(rest.len());
+    let account = &rest[start..end];
     (!account.is_empty()).then_some(account)
 }
 
@@ -264,11 +310,7 @@ impl<'a> RawRecord<'a> {
     /// representable time and `fields.time == false`; the analysis counts it but does not place
     /// it on the timeline.
     pub fn to_record(&self) -> KmsRecord<'a> {
-        let time = self
-            .event_time
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let time = self.event_time.as_deref().and_then(event_time);
         let identity = self.user_identity.as_ref();
         let issuer = identity
             .and_then(|i| i.session_context.as_ref())
@@ -323,6 +365,62 @@ impl<'a> RawRecord<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_times_read_directly_agree_with_chrono() {
+        let chrono = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let cases = [
+            "2026-11-01T09:10:42Z",
+            "2024-02-29T23:59:59Z",
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-31T00:00:00Z",
+            "2026-11-01T24:00:00Z",
+            "2026-11-01T23:60:00Z",
+            "2026-12-31T23:59:60Z",
+            "2026-11-01t09:10:42z",
+            "2026-11-01T09:10:42.5Z",
+            "2026-11-01T09:10:42+01:00",
+            "2026-11-01 09:10:42Z",
+            "2026-11-0a-09:10:42Z",
+            "+026-11-01T09:10:42Z",
+            "",
+        ];
+        for t in cases {
+            assert_eq!(event_time(t), chrono(t), "{t}");
+            if cloudtrail_time(t).is_some() {
+                assert_eq!(cloudtrail_time(t), chrono(t), "{t}");
+            }
+        }
+        assert!(cloudtrail_time("2026-11-01T09:10:42Z").is_some());
+    }
+
+    #[test]
+    fn the_account_of_an_arn_is_its_fifth_field() {
+        let cases = [
+            (
+                "arn:aws:kms:eu-west-1:111122223333:key/k",
+                Some("111122223333"),
+            ),
+            ("arn:aws:iam::111122223333:role/app", Some("111122223333")),
+            (
+                "arn:aws-cn:kms:cn-north-1:444455556666",
+                Some("444455556666"),
+            ),
+            ("arn:aws:s3:::bucket/key:with:colons", None),
+            ("arn:aws:kms:eu-west-1:", None),
+            ("arn:aws:kms", None),
+            ("alias/app", None),
+            ("1234abcd-12ab-34cd-56ef-1234567890ab", None),
+        ];
+        for (arn, account) in cases {
+            assert_eq!(arn_account(arn), account, "{arn}");
+        }
+    }
 
     #[test]
     fn aws_service_events_without_an_identity_type_are_identified() {
