@@ -6,7 +6,9 @@
 //! `target/bench-cloudtrail/` (reused when the size matches), loads them into memory, then times:
 //!
 //! 1. the floor: libdeflate decompressing every file into one reused buffer, one thread, nothing
-//!    else (one process, not one decompressor process per file);
+//!    else (one process, not one decompressor process per file); libdeflate's gzip decompression
+//!    checks each file's CRC-32 in a pass of its own, which keyproof does inside its scan instead
+//!    (see `logs::crc`): both check it;
 //! 2. keyproof's whole file path (decompress, delimit records, parse KMS records, analyse) on
 //!    one thread, then on every core;
 //! 3. peak memory (the child's own `VmHWM`) of `keyproof audit-logs --local` over windows of 6,

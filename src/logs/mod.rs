@@ -3,7 +3,7 @@
 //!
 //! [`source`] lists and fetches log files (a local directory or the trail's S3 bucket),
 //! [`parse`] turns each into typed KMS records without parsing the rest of the trail
-//! ([`structure`] delimits the records), [`lake`] runs the analysis as SQL on a CloudTrail Lake
+//! ([`structure`] delimits the records, [`crc`] checks gzip's CRC-32 inside that scan), [`lake`] runs the analysis as SQL on a CloudTrail Lake
 //! event data store instead, and [`lookup`] reads one account's event history with
 //! LookupEvents ([`EventSource`] is any of the three),
 //! [`analysis`] counts and detects, and [`anomalies_csv`] writes the detections for engineers.

@@ -1,7 +1,9 @@
 //! Reading one CloudTrail log file fast: gzip → the `Records` array → typed KMS records.
 //!
 //! The file is decompressed whole with libdeflate into a buffer the worker reuses (CloudTrail
-//! files are small; the gzip trailer gives the exact size). The records of the array are
+//! files are small; the gzip trailer gives the exact size). Its gzip CRC-32 is not checked in a
+//! pass of its own: the scan folds it as it reads the array (`crc`), and it is compared with
+//! the trailer before any record of the file is used. The records of the array are
 //! delimited and counted by a SIMD structural scan (`structure`), which checks that the array is
 //! well formed but parses no value, and hands over each record as soon as it ends. A look at
 //! its first `"eventSource"` member sets aside the records of other services, and only KMS

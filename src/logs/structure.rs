@@ -7,7 +7,9 @@
 //! a prefix XOR of the quotes gives the bytes inside strings. Inside a record, a block whose
 //! closing brackets cannot end the record only has its brackets counted; the others are
 //! visited bracket by bracket. Each record is handed to the caller as soon as it ends, while it
-//! is still in the cache. What the scan checks:
+//! is still in the cache. Where the CPU has VPCLMULQDQ, the scan also folds gzip's CRC-32 of the
+//! blocks it loads ([`records_crc`], [`super::crc`]), so that the file is not read again for
+//! it. What the scan checks:
 //!
 //! - strings are closed, and brackets balance;
 //! - the array holds only objects, separated by exactly one comma each (whitespace allowed),
