@@ -454,11 +454,15 @@ impl Activity {
             day.failed += failed;
         }
         let principal = r.principal.as_deref().unwrap_or("<unknown>");
-        // (A tuple of two strings hashes as `Pair` does: each string in turn.)
-        let new_pair = r.key.as_deref().filter(|key| {
-            !self.pairs.contains(&Pair(key, principal))
-                && self.pairs.insert((key.to_string(), principal.to_string()))
-        });
+        // The key, when this principal had not used it before. (A tuple of two strings hashes
+        // as `Pair` does: each string in turn.)
+        let new_pair = match r.key.as_deref() {
+            Some(key) if !self.pairs.contains(&Pair(key, principal)) => {
+                self.pairs.insert((key.to_string(), principal.to_string()));
+                Some(key)
+            }
+            _ => None,
+        };
         if let Some(key) = &r.key {
             let k = entry(&mut self.by_key, key);
             k.calls += n;

@@ -264,12 +264,7 @@ fn inflate(
     let Some(body) = gzip_header(data).and_then(|h| data.get(h..data.len().checked_sub(8)?)) else {
         return multi_member(data, buf).map(|n| (n, None));
     };
-    let trailer = |at: usize| {
-        data.get(at..at + 4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_le_bytes)
-    };
-    let (crc, isize) = (trailer(data.len() - 8), trailer(data.len() - 4));
+    let (crc, isize) = (trailer(data, 8), trailer(data, 4));
     match decompress(data, buf, |out| inflater.deflate(body, out))? {
         // One member, the whole file, of the size its trailer gives.
         Some((used, n)) if used == body.len() && isize == Some(n as u32) => Ok((n, crc)),
@@ -285,13 +280,7 @@ fn decompress(
     mut attempt: impl FnMut(&mut [u8]) -> Result<(usize, usize), Inflate>,
 ) -> Result<Option<(usize, usize)>, String> {
     // ISIZE, the last four bytes: the uncompressed size modulo 2^32.
-    let isize = data
-        .len()
-        .checked_sub(4)
-        .and_then(|at| data.get(at..))
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(|b| u32::from_le_bytes(b) as usize)
-        .unwrap_or(0);
+    let isize = trailer(data, 4).map_or(0, |n| n as usize);
     let ceiling = data.len().saturating_mul(MAX_RATIO).min(MAX_FILE_BYTES);
     let mut size = isize.clamp(64, ceiling.max(64));
     loop {
@@ -312,6 +301,15 @@ fn decompress(
             Err(Inflate::Bad) => return Ok(None),
         }
     }
+}
+
+/// The little-endian `u32` that starts `from_end` bytes before the end of `data` (the gzip
+/// trailer: CRC-32 at 8, ISIZE at 4).
+fn trailer(data: &[u8], from_end: usize) -> Option<u32> {
+    let at = data.len().checked_sub(from_end)?;
+    data.get(at..at + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
 }
 
 /// The length of the gzip member header at the start of `data` (RFC 1952: ten bytes, then the

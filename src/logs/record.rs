@@ -125,14 +125,14 @@ fn cloudtrail_time(text: &str) -> Option<DateTime<Utc>> {
         && b[13] == b':'
         && b[16] == b':'
         && b[19] == b'Z';
+    if !shape {
+        return None;
+    }
     let number = |from: usize, to: usize| {
         b[from..to].iter().try_fold(0u32, |n, &d| {
             d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
         })
     };
-    if !shape {
-        return None;
-    }
     let date = chrono::NaiveDate::from_ymd_opt(
         i32::try_from(number(0, 4)?).ok()?,
         number(5, 7)?,
