@@ -27,7 +27,7 @@ pub use fold::Fold;
 mod fold {
     use std::arch::x86_64::{
         __m512i, _mm512_clmulepi64_epi128, _mm512_loadu_si512, _mm512_set_epi64,
-        _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512,
+        _mm512_setzero_si512, _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512,
     };
 
     /// The multipliers that carry a 128-bit lane 1024 bits forward: x^1055 and x^991 modulo
@@ -36,9 +36,15 @@ mod fold {
     const SECOND: i64 = 0x910e_eec1;
 
     /// The running state of a CRC-32 folded 128 bytes at a time.
+    #[derive(Clone, Copy)]
     pub struct Fold {
-        /// The state: 128 bytes of message with the CRC of everything taken so far.
+        /// The state: 128 bytes of message with the CRC of everything taken so far (zeros
+        /// before the first step, which a register of zero takes without change).
         state: [__m512i; 2],
+        /// What the next step adds to its first block besides the data: the CRC before the
+        /// fold, then zeros. Adding it to the data, instead of testing for the first step, keeps
+        /// the step without a branch.
+        pending: __m512i,
         /// The multipliers, in every lane.
         k: __m512i,
         /// 128-byte steps taken.
@@ -54,16 +60,21 @@ mod fold {
         #[target_feature(enable = "avx512f")]
         pub fn new(crc: u32) -> Fold {
             // The CRC so far enters the message as its first four bytes, XORed in (reflected CRC,
-            // the register's complement): the first step then adds the data to it.
+            // the register's complement): the first step adds it to the data.
             let start = i64::from(!crc);
             Fold {
-                state: [
-                    _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, start),
-                    _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, 0),
-                ],
+                state: [_mm512_setzero_si512(), _mm512_setzero_si512()],
+                pending: _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, start),
                 k: _mm512_set_epi64(SECOND, FIRST, SECOND, FIRST, SECOND, FIRST, SECOND, FIRST),
                 steps: 0,
             }
+        }
+
+        /// A fold that is never stepped: a placeholder where the CPU cannot fold.
+        pub fn idle() -> Fold {
+            // SAFETY: all zeros is a valid value of every field (vectors and a count); nothing
+            // is computed with it.
+            unsafe { std::mem::zeroed() }
         }
 
         /// Takes the next 128 bytes, as two 64-byte blocks.
@@ -80,12 +91,10 @@ mod fold {
                     _mm512_loadu_si512(b.as_ptr().cast()),
                 )
             };
-            if self.steps == 0 {
-                // Nothing to carry forward yet: the state holds only the CRC before the data.
-                self.state = [_mm512_xor_si512(self.state[0], a), b];
-            } else {
-                self.state = [self.carry(self.state[0], a), self.carry(self.state[1], b)];
-            }
+            // Carrying the zeros of the state before the first step forward leaves zeros.
+            let a = _mm512_xor_si512(a, self.pending);
+            self.pending = _mm512_setzero_si512();
+            self.state = [self.carry(self.state[0], a), self.carry(self.state[1], b)];
             self.steps += 1;
         }
 
@@ -100,6 +109,7 @@ mod fold {
         }
 
         /// How many bytes the steps took.
+        #[inline]
         pub fn bytes(&self) -> usize {
             self.steps * 128
         }
@@ -108,6 +118,7 @@ mod fold {
         ///
         /// # Safety
         /// The CPU must have AVX-512F and VPCLMULQDQ ([`super::can_fold`]).
+        #[inline]
         #[target_feature(enable = "avx512f")]
         pub fn finish(&self, before: u32) -> u32 {
             if self.steps == 0 {

@@ -142,24 +142,29 @@ fn records_fold<E>(
     records_with::<FOLD, E>(array, crc, on_record)
 }
 
-/// The CRC-32 a scan carries: the fold where the level has one, else only the CRC before.
+/// The CRC-32 a scan carries: the CRC before the array, and the fold where the level has one.
+/// At that level the fold runs whether or not a CRC was asked for, so that the quick loop
+/// takes each step without a test.
+#[derive(Clone, Copy)]
 struct Crc {
-    before: u32,
+    before: Option<u32>,
     #[cfg(target_arch = "x86_64")]
-    fold: Option<super::crc::Fold>,
+    fold: super::crc::Fold,
 }
 
 impl Crc {
     #[inline(always)]
     fn new<const LEVEL: u8>(before: Option<u32>) -> Crc {
         Crc {
-            before: before.unwrap_or(0),
-            // SAFETY: LEVEL is FOLD only in the copy compiled for, and called after the CPU was
-            // found to have, AVX-512F and VPCLMULQDQ.
+            before,
             #[cfg(target_arch = "x86_64")]
-            fold: before
-                .filter(|_| LEVEL == FOLD)
-                .map(|b| unsafe { super::crc::Fold::new(b) }),
+            fold: if LEVEL == FOLD {
+                // SAFETY: LEVEL is FOLD only in the copy compiled for, and called after the
+                // CPU was found to have, AVX-512F and VPCLMULQDQ.
+                unsafe { super::crc::Fold::new(before.unwrap_or(0)) }
+            } else {
+                super::crc::Fold::idle()
+            },
         }
     }
 
@@ -167,26 +172,26 @@ impl Crc {
     #[inline(always)]
     fn step<const LEVEL: u8>(&mut self, _a: &[u8; 64], _b: &[u8; 64]) {
         #[cfg(target_arch = "x86_64")]
-        if LEVEL == FOLD
-            && let Some(fold) = self.fold.as_mut()
-        {
+        if LEVEL == FOLD {
             // SAFETY: as in `new`.
-            unsafe { fold.step(_a, _b) }
+            unsafe { self.fold.step(_a, _b) }
         }
     }
 
     #[inline(always)]
-    fn done(&self) -> Folded {
+    fn done<const LEVEL: u8>(&self) -> Folded {
         #[cfg(target_arch = "x86_64")]
-        if let Some(fold) = &self.fold {
+        if LEVEL == FOLD
+            && let Some(before) = self.before
+        {
             return Folded {
-                // SAFETY: a fold exists only where the CPU has the features (see `new`).
-                crc: unsafe { fold.finish(self.before) },
-                through: fold.bytes(),
+                // SAFETY: as in `new`.
+                crc: unsafe { self.fold.finish(before) },
+                through: self.fold.bytes(),
             };
         }
         Folded {
-            crc: self.before,
+            crc: self.before.unwrap_or(0),
             through: 0,
         }
     }
@@ -219,43 +224,43 @@ fn records_with<const LEVEL: u8, E>(
         prev_end: 0,
     };
     let mut crc = Crc::new::<LEVEL>(crc);
-    // Two blocks at a time: most pairs hold no boundary, and are counted with one test.
+    // Two blocks at a time: most pairs hold no boundary, and are counted with one test in the
+    // quick loop (`skim`); a pair that may hold one is visited here.
     let (blocks, rest) = array.as_chunks::<64>();
     let (pairs, single) = blocks.as_chunks::<2>();
-    for (k, [a, b]) in pairs.iter().enumerate() {
-        let pos = k * 128;
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint that never faults, whatever the address; the pointers
-        // are only computed (wrapping), never read.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let ahead = array.as_ptr().wrapping_add(pos + PREFETCH);
-            _mm_prefetch(ahead.cast(), _MM_HINT_T0);
-            _mm_prefetch(ahead.wrapping_add(64).cast(), _MM_HINT_T0);
-        };
-        crc.step::<LEVEL>(a, b);
-        let (open_a, close_a) = scan.brackets::<LEVEL>(a);
-        let (open_b, close_b) = scan.brackets::<LEVEL>(b);
-        let opening = open_a.count_ones() + open_b.count_ones();
-        let closing = close_a.count_ones() + close_b.count_ones();
-        if scan.count(pos, opening, closing)? {
-            continue;
-        }
-        if let Some(end) = scan.visit(&mut walk, array, pos, open_a, close_a, &mut on_record)? {
-            return Ok((end, crc.done()));
-        }
-        if let Some(end) =
-            scan.visit(&mut walk, array, pos + 64, open_b, close_b, &mut on_record)?
+    let mut from = 0;
+    while let Some(pair) = scan.skim::<LEVEL, E>(array, pairs, from, &mut crc)? {
+        let pos = pair.at * 128;
+        if !pair.first_counted
+            && let Some(end) = scan.walk(
+                &mut walk,
+                array,
+                pos,
+                pair.open_a,
+                pair.close_a,
+                &mut on_record,
+            )?
         {
-            return Ok((end, crc.done()));
+            return Ok((end, crc.done::<LEVEL>()));
         }
+        if let Some(end) = scan.visit(
+            &mut walk,
+            array,
+            pos + 64,
+            pair.open_b,
+            pair.close_b,
+            &mut on_record,
+        )? {
+            return Ok((end, crc.done::<LEVEL>()));
+        }
+        from = pair.at + 1;
     }
     let done = pairs.len() * 128;
     for (k, block) in single.iter().enumerate() {
         if let Some(end) =
             scan.block::<LEVEL, E>(&mut walk, array, done + k * 64, block, &mut on_record)?
         {
-            return Ok((end, crc.done()));
+            return Ok((end, crc.done::<LEVEL>()));
         }
     }
     if !rest.is_empty() {
@@ -264,7 +269,7 @@ fn records_with<const LEVEL: u8, E>(
         tail[..rest.len()].copy_from_slice(rest);
         let pos = array.len() - rest.len();
         if let Some(end) = scan.block::<LEVEL, E>(&mut walk, array, pos, &tail, &mut on_record)? {
-            return Ok((end, crc.done()));
+            return Ok((end, crc.done::<LEVEL>()));
         }
     }
     Err(StructureError {
@@ -301,6 +306,22 @@ impl Scan {
         self.visit(walk, array, pos, opens, closes, on_record)
     }
 
+    /// The opening and closing brackets outside strings of two blocks (a, then b).
+    #[inline(always)]
+    fn brackets_pair<const LEVEL: u8>(
+        &mut self,
+        a: &[u8; 64],
+        b: &[u8; 64],
+    ) -> (u64, u64, u64, u64) {
+        let [ma, mb] = self.strings.classify_pair::<LEVEL>(a, b);
+        (
+            ma.open & !ma.in_string,
+            ma.close & !ma.in_string,
+            mb.open & !mb.in_string,
+            mb.close & !mb.in_string,
+        )
+    }
+
     /// The block's opening and closing brackets outside strings.
     #[inline(always)]
     fn brackets<const LEVEL: u8>(&mut self, block: &[u8; 64]) -> (u64, u64) {
@@ -315,14 +336,14 @@ impl Scan {
     /// ones cannot bring the depth back to the record's own level hold no boundary: they are
     /// counted, not visited. False, counting nothing, when they could and must be visited.
     #[inline(always)]
-    fn count<E>(&mut self, pos: usize, opening: u32, closing: u32) -> Result<bool, Stop<E>> {
+    fn count(&mut self, pos: usize, opening: u32, closing: u32) -> Result<bool, usize> {
         let closing = closing as usize;
         if self.depth < RECORD + closing {
             return Ok(false);
         }
         self.depth = self.depth - closing + opening as usize;
         if self.depth > MAX_DEPTH {
-            return Err(too_deep(pos));
+            return Err(pos);
         }
         Ok(true)
     }
@@ -358,6 +379,98 @@ impl Scan {
         true
     }
 
+    /// The quick loop: takes the pairs of blocks from `pairs[from]` on while their brackets
+    /// can be counted, and folds the CRC over them. Returns the first pair that must be walked
+    /// (its CRC taken, its first block's brackets counted when `first_counted`), or `None` at
+    /// the end of the pairs.
+    ///
+    /// The loop runs out of line ([`skim_copy`]) and calls nothing, so that its state (the
+    /// scan's and the fold's, copied into locals) stays in registers. Inlined into the scan,
+    /// whose walk calls out, it kept that state in memory, and took about 10% longer.
+    #[inline(always)]
+    fn skim<const LEVEL: u8, E>(
+        &mut self,
+        array: &[u8],
+        pairs: &[[[u8; 64]; 2]],
+        from: usize,
+        crc: &mut Crc,
+    ) -> Result<Option<Pair>, Stop<E>> {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: LEVEL is the level of the copy of the scan this is inlined into, which is
+        // called only where the CPU has its features (see `level`).
+        let skimmed = unsafe {
+            match LEVEL {
+                FOLD => skim_fold(self, array, pairs, from, crc),
+                AVX512 => skim_avx512(self, array, pairs, from, crc),
+                AVX2 => skim_avx2(self, array, pairs, from, crc),
+                _ => self.skim_with::<BASE>(array, pairs, from, crc),
+            }
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let skimmed = self.skim_with::<BASE>(array, pairs, from, crc);
+        match skimmed {
+            Skimmed::Pair(pair) => Ok(Some(pair)),
+            Skimmed::End => Ok(None),
+            Skimmed::TooDeep(at) => Err(too_deep(at)),
+        }
+    }
+
+    /// [`Scan::skim`] with the SIMD of `LEVEL`.
+    #[inline(always)]
+    fn skim_with<const LEVEL: u8>(
+        &mut self,
+        array: &[u8],
+        pairs: &[[[u8; 64]; 2]],
+        from: usize,
+        crc: &mut Crc,
+    ) -> Skimmed {
+        let mut scan = Scan {
+            depth: self.depth,
+            strings: self.strings,
+        };
+        let mut fold = *crc;
+        let mut out = Skimmed::End;
+        for (k, [a, b]) in pairs.iter().enumerate().skip(from) {
+            let pos = k * 128;
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch is a hint that never faults, whatever the address; the pointers
+            // are only computed (wrapping), never read.
+            unsafe {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                let ahead = array.as_ptr().wrapping_add(pos + PREFETCH);
+                _mm_prefetch(ahead.cast(), _MM_HINT_T0);
+                _mm_prefetch(ahead.wrapping_add(64).cast(), _MM_HINT_T0);
+            };
+            fold.step::<LEVEL>(a, b);
+            let (open_a, close_a, open_b, close_b) = scan.brackets_pair::<LEVEL>(a, b);
+            let opening = open_a.count_ones() + open_b.count_ones();
+            let closing = close_a.count_ones() + close_b.count_ones();
+            let first_counted = match scan.count(pos, opening, closing) {
+                Ok(true) => continue,
+                Ok(false) => scan.inside(open_a, close_a),
+                Err(at) => {
+                    out = Skimmed::TooDeep(at);
+                    break;
+                }
+            };
+            if first_counted && scan.inside(open_b, close_b) {
+                continue;
+            }
+            out = Skimmed::Pair(Pair {
+                at: k,
+                first_counted,
+                open_a,
+                close_a,
+                open_b,
+                close_b,
+            });
+            break;
+        }
+        *self = scan;
+        *crc = fold;
+        out
+    }
+
     /// Takes the brackets of the block at `pos`; returns the end of the array when one closes
     /// it.
     #[inline(always)]
@@ -370,9 +483,28 @@ impl Scan {
         closes: u64,
         on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
     ) -> Result<Option<usize>, Stop<E>> {
-        if self.count(pos, opens.count_ones(), closes.count_ones())? || self.inside(opens, closes) {
+        if self
+            .count(pos, opens.count_ones(), closes.count_ones())
+            .map_err(too_deep)?
+            || self.inside(opens, closes)
+        {
             return Ok(None);
         }
+        self.walk(walk, array, pos, opens, closes, on_record)
+    }
+
+    /// Walks the brackets of the block at `pos` one by one; returns the end of the array when
+    /// one closes it.
+    #[inline(always)]
+    fn walk<E>(
+        &mut self,
+        walk: &mut Walk,
+        array: &[u8],
+        pos: usize,
+        opens: u64,
+        closes: u64,
+        on_record: &mut impl FnMut(usize, usize) -> Result<(), E>,
+    ) -> Result<Option<usize>, Stop<E>> {
         walk.depth = self.depth;
         let mut brackets = opens | closes;
         while brackets != 0 {
@@ -386,6 +518,68 @@ impl Scan {
         self.depth = walk.depth;
         Ok(None)
     }
+}
+
+/// Where the quick loop stopped.
+enum Skimmed {
+    Pair(Pair),
+    End,
+    TooDeep(usize),
+}
+
+/// Defines `$name`: the quick loop of `$level` out of line, compiled with that level's
+/// features. The features are on an inner function: the outer one, compiled without them,
+/// cannot have it inlined, so the loop stays a function of its own (an `#[inline(never)]`
+/// function with the features was still inlined into the scan). Calling `$name` is unsafe: the
+/// CPU must have the features ([`level`] says which it has).
+macro_rules! skim_copy {
+    ($name:ident, $level:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[inline(never)]
+        unsafe fn $name(
+            scan: &mut Scan,
+            array: &[u8],
+            pairs: &[[[u8; 64]; 2]],
+            from: usize,
+            crc: &mut Crc,
+        ) -> Skimmed {
+            #[target_feature(enable = $features)]
+            fn with(
+                scan: &mut Scan,
+                array: &[u8],
+                pairs: &[[[u8; 64]; 2]],
+                from: usize,
+                crc: &mut Crc,
+            ) -> Skimmed {
+                scan.skim_with::<$level>(array, pairs, from, crc)
+            }
+            unsafe { with(scan, array, pairs, from, crc) }
+        }
+    };
+}
+
+skim_copy!(skim_avx2, AVX2, "avx2,pclmulqdq,popcnt,bmi1");
+skim_copy!(
+    skim_avx512,
+    AVX512,
+    "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1"
+);
+skim_copy!(
+    skim_fold,
+    FOLD,
+    "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1,vpclmulqdq"
+);
+
+/// A pair of blocks the quick loop could not count: which, and their brackets.
+struct Pair {
+    /// The pair's index.
+    at: usize,
+    /// Whether the first block's brackets were counted, and only the second must be visited.
+    first_counted: bool,
+    open_a: u64,
+    close_a: u64,
+    open_b: u64,
+    close_b: u64,
 }
 
 fn too_deep<E>(at: usize) -> Stop<E> {
@@ -581,7 +775,7 @@ impl Index {
 
     /// The closing bracket of the container `raw[at]` opens, once every bracket up to it has been
     /// checked to match its kind (`None` when one does not, or when they nest deeper than
-    /// [`SKIP_DEPTH`]). `raw` is the record this index was built from.
+    /// `SKIP_DEPTH`, 64). `raw` is the record this index was built from.
     pub fn close_of(&self, raw: &[u8], at: usize) -> Option<usize> {
         // The kinds of the brackets open, one bit each (1 for a brace), innermost lowest.
         let mut kinds = 0u64;
@@ -693,7 +887,7 @@ fn block_at<'a>(data: &'a [u8], pos: usize, tail: &'a mut [u8; 64]) -> &'a [u8; 
 
 /// What carries from one block to the next: an escaping backslash at its end, and whether it
 /// ends inside a string.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Strings {
     escape: bool,
     in_string: bool,
@@ -710,6 +904,49 @@ struct Classified {
 }
 
 impl Strings {
+    /// Classifies the next two blocks: [`Strings::classify`] twice, with one test for the
+    /// usual case of no backslash in either.
+    #[inline(always)]
+    fn classify_pair<const LEVEL: u8>(&mut self, a: &[u8; 64], b: &[u8; 64]) -> [Classified; 2] {
+        #[cfg(target_arch = "x86_64")]
+        if LEVEL > BASE {
+            // SAFETY: as in `classify`.
+            unsafe {
+                let (ma, mb) = if LEVEL >= AVX512 {
+                    (masks_avx512(a), masks_avx512(b))
+                } else {
+                    (masks_avx2(a), masks_avx2(b))
+                };
+                let (qa, qb) = if !self.escape && (ma.backslash | mb.backslash) == 0 {
+                    (ma.quote, mb.quote)
+                } else {
+                    let qa = ma.quote & !escaped(ma.backslash, &mut self.escape);
+                    (qa, mb.quote & !escaped(mb.backslash, &mut self.escape))
+                };
+                let ia = prefix_xor_clmul(qa) ^ if self.in_string { !0 } else { 0 };
+                let ib = prefix_xor_clmul(qb) ^ (((ia as i64) >> 63) as u64);
+                self.in_string = ib >> 63 != 0;
+                return [
+                    Classified {
+                        backslash: ma.backslash,
+                        quote: qa,
+                        in_string: ia,
+                        open: ma.open,
+                        close: ma.close,
+                    },
+                    Classified {
+                        backslash: mb.backslash,
+                        quote: qb,
+                        in_string: ib,
+                        open: mb.open,
+                        close: mb.close,
+                    },
+                ];
+            }
+        }
+        [self.classify::<LEVEL>(a), self.classify::<LEVEL>(b)]
+    }
+
     /// Classifies the next block with the SIMD of `LEVEL`.
     #[inline(always)]
     fn classify<const LEVEL: u8>(&mut self, block: &[u8; 64]) -> Classified {
@@ -945,6 +1182,24 @@ mod tests {
         assert_eq!(records, vec![hostile, "{}", r#"{"e":[1,[2,{}]]}"#]);
         assert_eq!(&json[end..], "}");
         assert_eq!(scan("[]").expect("empty").1.len(), 0);
+    }
+
+    #[test]
+    fn a_lone_escape_at_any_position_is_honoured() {
+        // One escaping backslash in a long string, at every position relative to the blocks and
+        // pairs: in particular at the very end of a pair, escaping a quote in a next pair that
+        // holds no backslash of its own (the pair's quick test for backslashes must carry it).
+        for pad in 0..300 {
+            let record = format!(
+                r#"{{"k":"{}\"{}","n":{{}}}}"#,
+                "x".repeat(pad),
+                "y".repeat(200)
+            );
+            let json = format!("[{record},{record}]");
+            let (end, records) = scan(&json).expect("well formed");
+            assert_eq!(records, vec![record.as_str(), record.as_str()], "pad {pad}");
+            assert_eq!(end, json.len());
+        }
     }
 
     #[test]
