@@ -276,14 +276,15 @@ fn resources<'a>(d: &Doc<'a, '_>, t: &mut Tokens<'_>, at: usize) -> Read<Vec<Raw
 
 /// The record's members keyproof uses, or `None` when the record is not of the usual shape (the
 /// caller then parses it in full). `index` is scratch space for its structural index.
-pub fn record<'a>(record: &'a str, index: &mut Index) -> Option<RawRecord<'a>> {
-    let raw = record.as_bytes();
+pub fn record<'a>(raw: &'a [u8], index: &mut Index) -> Option<RawRecord<'a>> {
     index.build(raw).then_some(())?;
-    let d = Doc {
-        text: record,
-        raw,
-        index,
+    let text = if index.ascii {
+        // SAFETY: every byte is below 0x80 (the index checked each one): ASCII is UTF-8.
+        unsafe { std::str::from_utf8_unchecked(raw) }
+    } else {
+        simdutf8::basic::from_utf8(raw).ok()?
     };
+    let d = Doc { text, raw, index };
     let (mut event_id, mut event_time, mut event_source, mut event_name) = (None, None, None, None);
     let (mut aws_region, mut recipient, mut source_ip, mut error_code) = (None, None, None, None);
     let (mut user_identity, mut request_parameters, mut response, mut resource_list) =
@@ -357,7 +358,7 @@ mod tests {
     #[test]
     fn the_fast_path_reads_what_serde_reads_or_gives_up() {
         let base = r#"{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","principalId":"AROA:s","arn":"arn:aws:sts::1:assumed-role/r/s","accountId":"1","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::1:role/r"},"attributes":{"mfaAuthenticated":"false"}}},"eventTime":"2026-11-01T09:10:42Z","eventSource":"kms.amazonaws.com","eventName":"Decrypt","awsRegion":"eu-west-1","sourceIPAddress":"10.1.2.3","userAgent":"a \"quoted\" {agent}","requestParameters":{"encryptionContext":{"k}":"v]"},"keyId":"arn:aws:kms:eu-west-1:1:key/k"},"responseElements":null,"eventID":"e-1","readOnly":true,"resources":[{"accountId":"1","type":"AWS::KMS::Key","ARN":"arn:aws:kms:eu-west-1:1:key/k"}],"eventType":"AwsApiCall","n":-1.5e3,"recipientAccountId":"1"}"#;
-        let fast = record(base, &mut Index::default()).expect("usual shape");
+        let fast = record(base.as_bytes(), &mut Index::default()).expect("usual shape");
         assert_eq!(Some(&fast), serde(base).as_ref());
         assert!(fast.response_elements);
         assert_eq!(fast.event_id.as_deref(), Some("e-1"));
@@ -370,14 +371,19 @@ mod tests {
             base.replace(r#""resources":[{"accountId":"1","type":"AWS::KMS::Key","ARN":"arn:aws:kms:eu-west-1:1:key/k"}]"#, r#""resources":[]"#),
             base.replace(r#""errorCode""#, "").replace(r#""eventType":"AwsApiCall""#, r#""errorCode":null"#),
             base.replace(r#""userIdentity":{"#, r#""userIdentity":{"eventSource":"s3.amazonaws.com","#),
+            // Not ASCII: the UTF-8 is checked, then read the same.
+            base.replace("{agent}", "{agént ☃}").replace("eu-west-1:1:key/k", "eu-west-1:1:key/ké"),
         ];
         for raw in &same {
             assert_eq!(
-                record(raw, &mut Index::default()).as_ref(),
+                record(raw.as_bytes(), &mut Index::default()).as_ref(),
                 serde(raw).as_ref(),
                 "{raw}"
             );
-            assert!(record(raw, &mut Index::default()).is_some(), "{raw}");
+            assert!(
+                record(raw.as_bytes(), &mut Index::default()).is_some(),
+                "{raw}"
+            );
         }
         // Shapes it leaves to serde: escapes in wanted strings or keys, duplicates, wrong types.
         let unusual = [
@@ -404,12 +410,21 @@ mod tests {
             base.replace(r#""eventID":"e-1""#, r#""eventID" "e-1""#),
         ];
         for raw in &unusual {
-            assert!(record(raw, &mut Index::default()).is_none(), "{raw}");
+            assert!(
+                record(raw.as_bytes(), &mut Index::default()).is_none(),
+                "{raw}"
+            );
         }
         // The broken ones are refused by serde as well: the file is then reported.
         for raw in &unusual[6..] {
             assert!(serde(raw).is_none(), "{raw}");
         }
+        // A byte that is not UTF-8, even in a string the fast path would skip: it gives up and
+        // leaves the record to serde.
+        let mut invalid = base.as_bytes().to_vec();
+        let at = base.find("{agent}").expect("user agent");
+        invalid[at + 1] = 0xff;
+        assert!(record(&invalid, &mut Index::default()).is_none());
     }
 
     #[test]
@@ -454,7 +469,7 @@ mod tests {
             for (from, to) in spans {
                 let raw = &json[start + from..start + to];
                 let text = std::str::from_utf8(raw).expect("utf-8");
-                let quick = record(text, &mut Index::default());
+                let quick = record(raw, &mut Index::default());
                 fast += usize::from(quick.is_some());
                 if let Some(quick) = quick {
                     assert_eq!(Some(quick), serde(text), "{text}");

@@ -418,9 +418,7 @@ fn scan_records<'j>(
         }
         // The fast path reads the usual shape; anything else is parsed in full (and its
         // problems reported) by serde.
-        let fast = simdutf8::basic::from_utf8(raw)
-            .ok()
-            .and_then(|text| super::extract::record(text, index));
+        let fast = super::extract::record(raw, index);
         let record: RawRecord<'_> = match fast {
             Some(record) => record,
             None => serde_json::from_slice(raw).map_err(|e| {

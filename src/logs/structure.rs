@@ -723,6 +723,8 @@ pub struct Index {
     blocks: Vec<(u64, u64)>,
     /// Whether the record holds a backslash anywhere.
     pub escapes: bool,
+    /// Whether every byte of the record is ASCII (then it is UTF-8 without a further check).
+    pub ascii: bool,
 }
 
 level_copies!(build_avx2, build_avx512 = Index::build_with<>(index: &mut Index, raw: &[u8]) -> bool);
@@ -747,18 +749,31 @@ impl Index {
     #[inline(always)]
     fn build_with<const LEVEL: u8>(&mut self, raw: &[u8]) -> bool {
         self.blocks.clear();
-        let mut backslash = 0u64;
+        self.blocks.reserve(raw.len().div_ceil(64));
+        let (mut backslash, mut high) = (0u64, 0u64);
         let mut strings = Strings::default();
-        let mut tail = [b' '; 64];
-        let mut pos = 0usize;
-        while pos < raw.len() {
-            let m = strings.classify::<LEVEL>(block_at(raw, pos, &mut tail));
+        let mut take = |m: Classified| {
             backslash |= m.backslash;
-            self.blocks
-                .push((m.quote, (m.open | m.close) & !m.in_string));
-            pos += 64;
+            high |= m.high;
+            (m.quote, (m.open | m.close) & !m.in_string)
+        };
+        let (blocks, rest) = raw.as_chunks::<64>();
+        let (pairs, single) = blocks.as_chunks::<2>();
+        for [a, b] in pairs {
+            let [ma, mb] = strings.classify_pair::<LEVEL>(a, b);
+            self.blocks.extend([take(ma), take(mb)]);
+        }
+        for block in single {
+            self.blocks.push(take(strings.classify::<LEVEL>(block)));
+        }
+        if !rest.is_empty() {
+            // The last, short block, padded with spaces.
+            let mut tail = [b' '; 64];
+            tail[..rest.len()].copy_from_slice(rest);
+            self.blocks.push(take(strings.classify::<LEVEL>(&tail)));
         }
         self.escapes = backslash != 0;
+        self.ascii = high == 0;
         !strings.in_string
     }
 
@@ -873,18 +888,6 @@ fn level() -> u8 {
     }
 }
 
-/// The 64 bytes at `pos`; the last, short block is copied into `tail` and padded with spaces.
-#[inline(always)]
-fn block_at<'a>(data: &'a [u8], pos: usize, tail: &'a mut [u8; 64]) -> &'a [u8; 64] {
-    if let Some(b) = data.get(pos..pos + 64).and_then(|b| b.try_into().ok()) {
-        return b;
-    }
-    let rest = &data[pos.min(data.len())..];
-    tail.fill(b' ');
-    tail[..rest.len()].copy_from_slice(rest);
-    tail
-}
-
 /// What carries from one block to the next: an escaping backslash at its end, and whether it
 /// ends inside a string.
 #[derive(Default, Clone, Copy)]
@@ -897,6 +900,8 @@ struct Strings {
 /// included, the closing one not), and brackets (inside strings or not).
 struct Classified {
     backslash: u64,
+    /// Bytes above 0x7f (not ASCII).
+    high: u64,
     quote: u64,
     in_string: u64,
     open: u64,
@@ -929,6 +934,7 @@ impl Strings {
                 return [
                     Classified {
                         backslash: ma.backslash,
+                        high: ma.high,
                         quote: qa,
                         in_string: ia,
                         open: ma.open,
@@ -936,6 +942,7 @@ impl Strings {
                     },
                     Classified {
                         backslash: mb.backslash,
+                        high: mb.high,
                         quote: qb,
                         in_string: ib,
                         open: mb.open,
@@ -978,6 +985,7 @@ impl Strings {
         self.in_string = in_string >> 63 != 0;
         Classified {
             backslash: m.backslash,
+            high: m.high,
             quote,
             in_string,
             open: m.open,
@@ -990,6 +998,8 @@ impl Strings {
 struct Masks {
     backslash: u64,
     quote: u64,
+    /// Bytes above 0x7f (not ASCII).
+    high: u64,
     /// `{` and `[`.
     open: u64,
     /// `}` and `]`.
@@ -1017,6 +1027,7 @@ fn masks_sse2(block: &[u8; 64]) -> Masks {
     let mut m = Masks {
         backslash: 0,
         quote: 0,
+        high: 0,
         open: 0,
         close: 0,
     };
@@ -1027,6 +1038,7 @@ fn masks_sse2(block: &[u8; 64]) -> Masks {
         let bits = |x| u64::from(_mm_movemask_epi8(x) as u16) << (16 * i);
         m.backslash |= bits(_mm_cmpeq_epi8(v, backslash));
         m.quote |= bits(_mm_cmpeq_epi8(v, quote));
+        m.high |= bits(v);
         m.open |= bits(_mm_cmpeq_epi8(folded, open));
         m.close |= bits(_mm_cmpeq_epi8(folded, close));
     }
@@ -1049,6 +1061,7 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
     let mut m = Masks {
         backslash: 0,
         quote: 0,
+        high: 0,
         open: 0,
         close: 0,
     };
@@ -1059,6 +1072,7 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
         let bits = |x| u64::from(_mm256_movemask_epi8(x) as u32) << (32 * i);
         m.backslash |= bits(_mm256_cmpeq_epi8(v, backslash));
         m.quote |= bits(_mm256_cmpeq_epi8(v, quote));
+        m.high |= bits(v);
         m.open |= bits(_mm256_cmpeq_epi8(folded, open));
         m.close |= bits(_mm256_cmpeq_epi8(folded, close));
     }
@@ -1070,7 +1084,8 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
 #[target_feature(enable = "avx512f,avx512bw")]
 fn masks_avx512(block: &[u8; 64]) -> Masks {
     use std::arch::x86_64::{
-        _mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_or_si512, _mm512_set1_epi8,
+        _mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_movepi8_mask, _mm512_or_si512,
+        _mm512_set1_epi8,
     };
     // SAFETY: `block` is 64 readable bytes; the load has no alignment requirement.
     let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
@@ -1079,6 +1094,7 @@ fn masks_avx512(block: &[u8; 64]) -> Masks {
     Masks {
         backslash: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'\\' as i8)),
         quote: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8)),
+        high: _mm512_movepi8_mask(v),
         open: _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(b'{' as i8)),
         close: _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(b'}' as i8)),
     }
@@ -1099,11 +1115,15 @@ fn masks(block: &[u8; 64]) -> Masks {
     let mut m = Masks {
         backslash: 0,
         quote: 0,
+        high: 0,
         open: 0,
         close: 0,
     };
     for (i, &b) in block.iter().enumerate() {
         let bit = 1u64 << i;
+        if b > 0x7f {
+            m.high |= bit;
+        }
         match b {
             b'\\' => m.backslash |= bit,
             b'"' => m.quote |= bit,
@@ -1246,7 +1266,7 @@ mod tests {
         let records = [
             r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/a/b"},"eventSource":"kms.amazonaws.com","requestParameters":{"encryptionContext":{"k\"}":"v]\\"}},"resources":[{"ARN":"arn:aws:kms:eu-west-1:1:key/k","type":"AWS::KMS::Key"}]}"#,
             r#"{"eventSource":"iam.amazonaws.com","requestParameters":{"policyDocument":"{\n  \"Statement\": [{\"Effect\": \"Allow\"}]\n}"},"responseElements":null,"n":[1,2.5e3,-0,true,false,null]}"#,
-            r#"{"eventSource":"s3.amazonaws.com","additionalEventData":{"x":"\u007b\\\\"},"tags":[]}"#,
+            r#"{"eventSource":"s3.amazonaws.com","additionalEventData":{"x":"\u007b\\\\","y":"café"},"tags":[]}"#,
         ];
         format!("[{}]", records.join(",\n  "))
     }
@@ -1266,7 +1286,8 @@ mod tests {
     fn every_truncation_is_reported() {
         let json = sample_array();
         for cut in 0..json.len() {
-            assert!(scan(&json[..cut]).is_err(), "cut at {cut} went unnoticed");
+            let cut_short = &json.as_bytes()[..cut];
+            assert!(spans(cut_short).is_err(), "cut at {cut} went unnoticed");
         }
     }
 
@@ -1344,6 +1365,10 @@ mod tests {
                 if top >= AVX512 {
                     assert_eq!(ok[2], base_ok);
                     assert_eq!(index[2].blocks, index[0].blocks);
+                }
+                for i in index.iter().take(if top >= AVX512 { 3 } else { 2 }) {
+                    assert_eq!(i.ascii, raw.is_ascii());
+                    assert_eq!(i.escapes, raw.contains(&b'\\'));
                 }
             }
         }
