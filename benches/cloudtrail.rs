@@ -191,11 +191,12 @@ fn main() -> Result<(), Error> {
     }
 
     println!(
-        "{} files, {:.2} GB of JSON ({:.0} MB gzip), {} records each",
+        "{} files, {:.2} GB of JSON ({:.0} MB gzip), {} records each; keyproof inflates with {}",
         files.len(),
         json_bytes as f64 / 1e9,
         stored as f64 / 1e6,
-        RECORDS_PER_FILE
+        RECORDS_PER_FILE,
+        keyproof::logs::parse::INFLATER
     );
     println!(
         "{:<34} {:>8} {:>10} {:>14} {:>8}",

@@ -26,6 +26,7 @@ struct Doc<'a, 'i> {
 /// A wanted member's value and the position just past it.
 type Read<T> = Option<(T, usize)>;
 
+#[inline]
 fn ws(raw: &[u8], mut at: usize) -> usize {
     while raw.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
         at += 1;
@@ -99,6 +100,7 @@ impl<'a> Doc<'a, '_> {
     }
 
     /// The end of a scalar (`true`, `false`, `null` or a number) at `at`.
+    #[inline]
     fn scalar(&self, at: usize) -> Option<usize> {
         let rest = self.raw.get(at..)?;
         let len = rest
@@ -113,6 +115,7 @@ impl<'a> Doc<'a, '_> {
     }
 
     /// Skips the value at `at`.
+    #[inline]
     fn skip(&self, t: &mut Tokens<'_>, at: usize) -> Option<usize> {
         match *self.raw.get(at)? {
             b'"' => {
@@ -129,12 +132,14 @@ impl<'a> Doc<'a, '_> {
     }
 
     /// Whether the value at `at` is `null`.
+    #[inline]
     fn null(&self, at: usize) -> bool {
         self.raw.get(at..at + 4) == Some(b"null") && self.scalar(at) == Some(at + 4)
     }
 
     /// A wanted string: `null` is absent; a string without escapes is borrowed; anything else
     /// gives up.
+    #[inline]
     fn text(&self, t: &mut Tokens<'_>, at: usize) -> Read<Option<Cow<'a, str>>> {
         if self.raw.get(at) != Some(&b'"') {
             return self.null(at).then_some((None, at + 4));
@@ -166,6 +171,7 @@ impl<'a> Doc<'a, '_> {
 }
 
 /// Sets a wanted member once; a second occurrence gives up (serde refuses duplicates).
+#[inline]
 fn once<T>(slot: &mut Option<T>, seen: &mut u32, bit: u32, read: Read<T>) -> Option<usize> {
     if *seen & bit != 0 {
         return None;

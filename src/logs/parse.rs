@@ -155,8 +155,21 @@ impl LogParser {
 /// libdeflate's decompressor, called through its `_ex` entry point, which also says how much
 /// input the gzip member used: libdeflate reads one member, so a member that ends before the
 /// file does means more follow. (The libdeflater crate does not expose this; without it the
-/// output's CRC would have to be computed a second time to tell.)
-pub struct Inflater(std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>);
+/// output's CRC would have to be computed a second time to tell.) With the `isal` feature, a
+/// log file's deflate stream is inflated by ISA-L instead ([`Isal`]); libdeflate still serves
+/// the benchmark's floor ([`gunzip`]).
+pub struct Inflater {
+    libdeflate: std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>,
+    #[cfg(feature = "isal")]
+    isal: Isal,
+}
+
+/// Which library inflates log files: `"ISA-L"` with the `isal` feature, else `"libdeflate"`.
+pub const INFLATER: &str = if cfg!(feature = "isal") {
+    "ISA-L"
+} else {
+    "libdeflate"
+};
 
 // SAFETY: a libdeflate decompressor is plain heap state with no tie to the thread that made it;
 // `&mut self` on every use keeps it to one thread at a time.
@@ -167,7 +180,11 @@ impl Inflater {
         // SAFETY: no preconditions; it returns null only when out of memory.
         let raw = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
         match std::ptr::NonNull::new(raw) {
-            Some(p) => Inflater(p),
+            Some(libdeflate) => Inflater {
+                libdeflate,
+                #[cfg(feature = "isal")]
+                isal: Isal::new(),
+            },
             None => std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 32768]>()),
         }
     }
@@ -180,6 +197,15 @@ impl Inflater {
     /// Decompresses the raw deflate stream at the start of `data` into `out` (no header, no
     /// CRC): (input used, output written).
     fn deflate(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
+        #[cfg(feature = "isal")]
+        return self.isal.inflate(data, out);
+        #[cfg(not(feature = "isal"))]
+        self.libdeflate_raw(data, out)
+    }
+
+    /// [`Inflater::deflate`] by libdeflate.
+    #[cfg_attr(all(feature = "isal", not(test)), allow(dead_code))]
+    fn libdeflate_raw(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
         self.call(libdeflate_sys::libdeflate_deflate_decompress_ex, data, out)
     }
 
@@ -194,7 +220,7 @@ impl Inflater {
         // `data.len()` bytes, writes at most `out.len()`, and keeps neither pointer.
         let result = unsafe {
             entry(
-                self.0.as_ptr(),
+                self.libdeflate.as_ptr(),
                 data.as_ptr().cast(),
                 data.len(),
                 out.as_mut_ptr().cast(),
@@ -220,7 +246,71 @@ impl Default for Inflater {
 impl Drop for Inflater {
     fn drop(&mut self) {
         // SAFETY: allocated by libdeflate_alloc_decompressor and freed only here.
-        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0.as_ptr()) }
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.libdeflate.as_ptr()) }
+    }
+}
+
+/// ISA-L's inflate state, through the C shim in `isal.c` (built by `build.rs`).
+#[cfg(feature = "isal")]
+struct Isal(std::ptr::NonNull<std::ffi::c_void>);
+
+#[cfg(feature = "isal")]
+unsafe extern "C" {
+    fn keyproof_isal_new() -> *mut std::ffi::c_void;
+    fn keyproof_isal_free(state: *mut std::ffi::c_void);
+    fn keyproof_isal_inflate(
+        state: *mut std::ffi::c_void,
+        input: *const u8,
+        input_len: usize,
+        output: *mut u8,
+        output_len: usize,
+        used: *mut usize,
+        written: *mut usize,
+    ) -> std::ffi::c_int;
+}
+
+#[cfg(feature = "isal")]
+impl Isal {
+    fn new() -> Isal {
+        // SAFETY: no preconditions; it returns null only when out of memory.
+        let raw = unsafe { keyproof_isal_new() };
+        match std::ptr::NonNull::new(raw) {
+            Some(p) => Isal(p),
+            None => std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 65536]>()),
+        }
+    }
+
+    /// Inflates the raw deflate stream at the start of `data` into `out`: (input used, output
+    /// written), as libdeflate's `_ex` entry point gives them.
+    fn inflate(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
+        let (mut used, mut written) = (0usize, 0usize);
+        // SAFETY: the state is a live allocation of the shim's; the pointers and lengths come
+        // from live slices; ISA-L reads at most `data.len()` bytes, writes at most `out.len()`,
+        // and the shim initialises the state before each stream and keeps no pointer after.
+        let result = unsafe {
+            keyproof_isal_inflate(
+                self.0.as_ptr(),
+                data.as_ptr(),
+                data.len(),
+                out.as_mut_ptr(),
+                out.len(),
+                &mut used,
+                &mut written,
+            )
+        };
+        match result {
+            0 => Ok((used, written)),
+            1 => Err(Inflate::Space),
+            _ => Err(Inflate::Bad),
+        }
+    }
+}
+
+#[cfg(feature = "isal")]
+impl Drop for Isal {
+    fn drop(&mut self) {
+        // SAFETY: allocated by keyproof_isal_new and freed only here.
+        unsafe { keyproof_isal_free(self.0.as_ptr()) }
     }
 }
 
@@ -724,5 +814,81 @@ mod tests {
             .scan("m.json.gz", &data, |_| ())
             .expect("scans");
         assert_eq!(scan.kms, 1);
+    }
+
+    /// With the `isal` feature, ISA-L inflates what libdeflate inflates, to the same bytes, and
+    /// says as libdeflate does how much input the stream took, when the output is too small,
+    /// and when the stream is cut short.
+    #[cfg(feature = "isal")]
+    #[test]
+    fn isal_inflates_as_libdeflate_does() {
+        let records: Vec<String> = (0..3000)
+            .map(|i| KMS.replace("e-1", &format!("e-{}", i * 7919 % 10007)))
+            .collect();
+        let json = format!("{{\"Records\":[{}]}}\n", records.join(","));
+        let mut inflater = Inflater::new();
+        // Every kind of deflate block: stored (level 0), fixed Huffman codes (a short input),
+        // dynamic ones (levels 1, 6, 9).
+        let inputs: Vec<(&[u8], u32)> = vec![
+            (json.as_bytes(), 0),
+            (b"{\"Records\":[]}", 6),
+            (json.as_bytes(), 1),
+            (json.as_bytes(), 6),
+            (json.as_bytes(), 9),
+        ];
+        for (input, level) in inputs {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            e.write_all(input).expect("gzip");
+            let gz = e.finish().expect("gzip");
+            // The deflate stream, then the trailer and another member, as a file of two.
+            let body = &gz[10..gz.len() - 8];
+            let mut more = body.to_vec();
+            more.extend_from_slice(&gz[gz.len() - 8..]);
+            more.extend_from_slice(&gz);
+            for data in [body, &more[..]] {
+                let mut a = vec![0u8; input.len()];
+                let mut b = vec![0u8; input.len()];
+                let isal = inflater.isal.inflate(data, &mut a).ok();
+                let libdeflate = inflater.libdeflate_raw(data, &mut b).ok();
+                assert_eq!(isal, Some((body.len(), input.len())), "level {level}");
+                assert_eq!(isal, libdeflate);
+                assert_eq!(a, input);
+                assert_eq!(a, b);
+            }
+            // Too little room.
+            let mut small = vec![0u8; input.len() / 2];
+            assert!(matches!(
+                inflater.isal.inflate(body, &mut small),
+                Err(Inflate::Space)
+            ));
+            assert!(matches!(
+                inflater.libdeflate_raw(body, &mut small),
+                Err(Inflate::Space)
+            ));
+            // Cut short.
+            let mut room = vec![0u8; input.len()];
+            let cut = &body[..body.len() * 2 / 3];
+            assert!(matches!(
+                inflater.isal.inflate(cut, &mut room),
+                Err(Inflate::Bad)
+            ));
+            assert!(matches!(
+                inflater.libdeflate_raw(cut, &mut room),
+                Err(Inflate::Bad)
+            ));
+        }
+        // Not deflate at all (a reserved block type).
+        let mut room = [0u8; 64];
+        assert!(matches!(
+            inflater.isal.inflate(&[0x07, 0, 0], &mut room),
+            Err(Inflate::Bad)
+        ));
+        // The whole path reads a file through ISA-L as it reads the plain JSON.
+        let mut p = LogParser::new();
+        let plain = p.scan("f.json", json.as_bytes(), |_| ()).expect("plain");
+        let read = p
+            .scan("f.json.gz", &gzip(json.as_bytes()), |_| ())
+            .expect("gzip");
+        assert_eq!((read.records, read.kms), (plain.records, plain.kms));
     }
 }
