@@ -1,15 +1,16 @@
 //! Reading one CloudTrail log file fast: gzip → the `Records` array → typed KMS records.
 //!
-//! The file is decompressed whole with libdeflate into a buffer the worker reuses (CloudTrail
-//! files are small; the gzip trailer gives the exact size). Its gzip CRC-32 is not checked in a
+//! The file is decompressed whole into a buffer the worker reuses (CloudTrail files are small;
+//! the gzip trailer gives the exact size), by libdeflate or, with the `isal` feature, by ISA-L
+//! (about 8% faster). Its gzip CRC-32 is not checked in a
 //! pass of its own: the scan folds it as it reads the array (`crc`), and it is compared with
 //! the trailer before any record of the file is used. The records of the array are
 //! delimited and counted by a SIMD structural scan (`structure`), which checks that the array is
 //! well formed but parses no value, and hands over each record as soon as it ends. A look at
 //! its first `"eventSource"` member sets aside the records of other services, and only KMS
-//! records are read: their UTF-8 checked, the few members keyproof uses taken by a fast path
-//! (`extract`) that borrows from the buffer, or, for any record not of the usual shape, a full
-//! serde parse that validates it. Everything else a trail logs (the large majority) is never
+//! records are read: their UTF-8 checked (or found all ASCII), the few members keyproof uses
+//! taken by a fast path (`extract`) that borrows from the buffer, or, for any record not of the
+//! usual shape, a full serde parse that validates it. Everything else a trail logs (the large majority) is never
 //! parsed. CloudTrail writes the event source without escapes; a record spelling it with JSON
 //! escapes would not be recognised as KMS (and would fail digest verification, as an altered
 //! file).
