@@ -10,8 +10,9 @@
 //!    checks each file's CRC-32 in a pass of its own, which keyproof does inside its scan instead
 //!    (see `logs::crc`): both check it;
 //! 2. keyproof's whole file path (decompress, delimit records, parse KMS records, analyse) on
-//!    one thread, then on every core; it inflates with libdeflate, or with ISA-L when the bench
-//!    is built with `--features isal` (the first line printed says which);
+//!    one thread, then on every core; it inflates with ISA-L where it was installed at build
+//!    time, else with libdeflate (`--no-default-features` forces it; the first line printed
+//!    says which);
 //! 3. peak memory (the child's own `VmHWM`) of `keyproof audit-logs --local` over windows of 6,
 //!    12 and 24 hours of the same files, in child processes, to show it stays flat as the volume
 //!    grows.

@@ -1,8 +1,8 @@
 //! Reading one CloudTrail log file fast: gzip → the `Records` array → typed KMS records.
 //!
 //! The file is decompressed whole into a buffer the worker reuses (CloudTrail files are small;
-//! the gzip trailer gives the exact size), by libdeflate or, with the `isal` feature, by ISA-L
-//! (about 8% faster). Its gzip CRC-32 is not checked in a
+//! the gzip trailer gives the exact size), by ISA-L where it was installed at build time (about
+//! 8% faster), else by libdeflate. Its gzip CRC-32 is not checked in a
 //! pass of its own: the scan folds it as it reads the array (`crc`), and it is compared with
 //! the trailer before any record of the file is used. The records of the array are
 //! delimited and counted by a SIMD structural scan (`structure`), which checks that the array is
@@ -156,17 +156,19 @@ impl LogParser {
 /// libdeflate's decompressor, called through its `_ex` entry point, which also says how much
 /// input the gzip member used: libdeflate reads one member, so a member that ends before the
 /// file does means more follow. (The libdeflater crate does not expose this; without it the
-/// output's CRC would have to be computed a second time to tell.) With the `isal` feature, a
+/// output's CRC would have to be computed a second time to tell.) Where keyproof was built
+/// with ISA-L (the `isal` feature, on by default, where ISA-L is installed: see `build.rs`), a
 /// log file's deflate stream is inflated by ISA-L instead ([`Isal`]); libdeflate still serves
 /// the benchmark's floor ([`gunzip`]).
 pub struct Inflater {
     libdeflate: std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>,
-    #[cfg(feature = "isal")]
+    #[cfg(keyproof_isal)]
     isal: Isal,
 }
 
-/// Which library inflates log files: `"ISA-L"` with the `isal` feature, else `"libdeflate"`.
-pub const INFLATER: &str = if cfg!(feature = "isal") {
+/// Which library inflates log files: `"ISA-L"` where keyproof was built with it, else
+/// `"libdeflate"`.
+pub const INFLATER: &str = if cfg!(keyproof_isal) {
     "ISA-L"
 } else {
     "libdeflate"
@@ -183,7 +185,7 @@ impl Inflater {
         match std::ptr::NonNull::new(raw) {
             Some(libdeflate) => Inflater {
                 libdeflate,
-                #[cfg(feature = "isal")]
+                #[cfg(keyproof_isal)]
                 isal: Isal::new(),
             },
             None => std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 32768]>()),
@@ -198,14 +200,14 @@ impl Inflater {
     /// Decompresses the raw deflate stream at the start of `data` into `out` (no header, no
     /// CRC): (input used, output written).
     fn deflate(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
-        #[cfg(feature = "isal")]
+        #[cfg(keyproof_isal)]
         return self.isal.inflate(data, out);
-        #[cfg(not(feature = "isal"))]
+        #[cfg(not(keyproof_isal))]
         self.libdeflate_raw(data, out)
     }
 
     /// [`Inflater::deflate`] by libdeflate.
-    #[cfg_attr(all(feature = "isal", not(test)), allow(dead_code))]
+    #[cfg_attr(all(keyproof_isal, not(test)), allow(dead_code))]
     fn libdeflate_raw(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
         self.call(libdeflate_sys::libdeflate_deflate_decompress_ex, data, out)
     }
@@ -252,10 +254,10 @@ impl Drop for Inflater {
 }
 
 /// ISA-L's inflate state, through the C shim in `isal.c` (built by `build.rs`).
-#[cfg(feature = "isal")]
+#[cfg(keyproof_isal)]
 struct Isal(std::ptr::NonNull<std::ffi::c_void>);
 
-#[cfg(feature = "isal")]
+#[cfg(keyproof_isal)]
 unsafe extern "C" {
     fn keyproof_isal_new() -> *mut std::ffi::c_void;
     fn keyproof_isal_free(state: *mut std::ffi::c_void);
@@ -270,7 +272,7 @@ unsafe extern "C" {
     ) -> std::ffi::c_int;
 }
 
-#[cfg(feature = "isal")]
+#[cfg(keyproof_isal)]
 impl Isal {
     fn new() -> Isal {
         // SAFETY: no preconditions; it returns null only when out of memory.
@@ -307,7 +309,7 @@ impl Isal {
     }
 }
 
-#[cfg(feature = "isal")]
+#[cfg(keyproof_isal)]
 impl Drop for Isal {
     fn drop(&mut self) {
         // SAFETY: allocated by keyproof_isal_new and freed only here.
@@ -817,10 +819,10 @@ mod tests {
         assert_eq!(scan.kms, 1);
     }
 
-    /// With the `isal` feature, ISA-L inflates what libdeflate inflates, to the same bytes, and
+    /// Built with ISA-L, keyproof inflates with it what libdeflate inflates, to the same bytes, and
     /// says as libdeflate does how much input the stream took, when the output is too small,
     /// and when the stream is cut short.
-    #[cfg(feature = "isal")]
+    #[cfg(keyproof_isal)]
     #[test]
     fn isal_inflates_as_libdeflate_does() {
         let records: Vec<String> = (0..3000)
