@@ -2,18 +2,17 @@
 //!
 //! The file is decompressed whole into a buffer the worker reuses (CloudTrail files are small;
 //! the gzip trailer gives the exact size), by ISA-L where it was installed at build time (about
-//! 8% faster), else by libdeflate. Its gzip CRC-32 is not checked in a
-//! pass of its own: the scan folds it as it reads the array (`crc`), and it is compared with
-//! the trailer before any record of the file is used. The records of the array are
-//! delimited and counted by a SIMD structural scan (`structure`), which checks that the array is
-//! well formed but parses no value, and hands over each record as soon as it ends. A look at
-//! its first `"eventSource"` member sets aside the records of other services, and only KMS
-//! records are read: their UTF-8 checked (or found all ASCII), the few members keyproof uses
-//! taken by a fast path (`extract`) that borrows from the buffer, or, for any record not of the
-//! usual shape, a full serde parse that validates it. Everything else a trail logs (the large majority) is never
-//! parsed. CloudTrail writes the event source without escapes; a record spelling it with JSON
-//! escapes would not be recognised as KMS (and would fail digest verification, as an altered
-//! file).
+//! 8% faster), else by libdeflate. Its gzip CRC-32 is not checked in a pass of its own: the scan
+//! folds it as it reads the array (`crc`), and it is compared with the trailer before any record
+//! of the file is used. The records of the array are delimited and counted by a SIMD structural
+//! scan (`structure`), which checks that the array is well formed but parses no value, and hands
+//! over each record as soon as it ends. A look at its first `"eventSource"` member sets aside
+//! the records of other services, and only KMS records are read: their UTF-8 checked (or found
+//! all ASCII), the few members keyproof uses taken by a fast path (`extract`) that borrows from
+//! the buffer, or, for any record not of the usual shape, a full serde parse that validates it.
+//! Everything else a trail logs (the large majority) is never parsed. CloudTrail writes the
+//! event source without escapes; a record spelling it with JSON escapes would not be recognised
+//! as KMS (and would fail digest verification, as an altered file).
 //!
 //! A file that is not gzip, not JSON, truncated, or not a CloudTrail log is reported with the
 //! byte offset and reason, and its records are not counted at all (a half-read file would
@@ -174,8 +173,8 @@ pub const INFLATER: &str = if cfg!(keyproof_isal) {
     "libdeflate"
 };
 
-// SAFETY: a libdeflate decompressor is plain heap state with no tie to the thread that made it;
-// `&mut self` on every use keeps it to one thread at a time.
+// SAFETY: a libdeflate decompressor, and ISA-L's state, are plain heap state with no tie to the
+// thread that made them; `&mut self` on every use keeps them to one thread at a time.
 unsafe impl Send for Inflater {}
 
 impl Inflater {
